@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Set up (first run only), then run the test suite.
+source "$(dirname "$0")/env.sh"
+exec "$PY" -m pytest -q "$@"

@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tinygrad_attn",
+    version="0.1.0",
+    description="A small NumPy tensor library with reverse-mode autograd, for seeing how "
+                "attention and backpropagation work",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["tinygrad_attn", "tinygrad_attn.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        # erf for the exact GELU: vectorised and accurate to float64 round-off.
+        "scipy>=1.9",
+        "graphviz>=0.20",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "hypothesis>=6"],
+    },
+)

@@ -1,0 +1,203 @@
+"""Elementwise ops. Backward passes see gradients at the broadcast output's shape; the
+engine sums them back to each input's shape."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.special import erf
+
+from tinygrad_attn.engine import Op
+from tinygrad_attn.tensor import Tensor
+
+Grads = tuple[np.ndarray | None, ...]
+
+
+# ---- binary arithmetic ----
+class Add(Op):
+    name = "add"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return g, g
+
+
+class Sub(Op):
+    name = "sub"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a - b
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return g, (-g if self.needs_input_grad[1] else None)
+
+
+class Mul(Op):
+    name = "mul"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g: np.ndarray) -> Grads:
+        need_a, need_b = self.needs_input_grad
+        return (g * self.b if need_a else None), (g * self.a if need_b else None)
+
+
+class Div(Op):
+    name = "div"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.b = b
+        self.out = a / b
+        return self.out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        need_a, need_b = self.needs_input_grad
+        grad_a = g / self.b if need_a else None
+        # d(a/b)/db = -a/b^2 = -out/b
+        grad_b = -(g * self.out) / self.b if need_b else None
+        return grad_a, grad_b
+
+
+class Pow(Op):
+    name = "pow"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        need_a, need_b = self.needs_input_grad
+        grad_a = g * self.b * self.a ** (self.b - 1) if need_a else None
+        grad_b = g * self.out * np.log(self.a) if need_b else None  # d a^b/db = a^b ln a
+        return grad_a, grad_b
+
+
+# ---- unary maths ----
+class Neg(Op):
+    name = "neg"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return -x
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (-g,)
+
+
+class Exp(Op):
+    name = "exp"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g * self.out,)
+
+
+class Log(Op):
+    name = "log"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.log(x)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g / self.x,)
+
+
+class Sqrt(Op):
+    name = "sqrt"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g / (2 * self.out),)
+
+
+class Tanh(Op):
+    name = "tanh"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g * (1 - self.out * self.out),)
+
+
+class Sigmoid(Op):
+    name = "sigmoid"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        # 1/(1+e^-x) overflows for large negative x; the tanh form never does.
+        self.out = 0.5 * np.tanh(0.5 * x) + 0.5
+        return self.out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g * self.out * (1 - self.out),)
+
+
+class Relu(Op):
+    name = "relu"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g * (self.out > 0),)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class Gelu(Op):
+    """x * Phi(x): PyTorch's exact erf form, or its tanh approximation."""
+
+    name = "gelu"
+
+    def forward(self, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+            return 0.5 * x * (1 + self.t)
+        self.cdf = 0.5 * (1 + erf(x * _SQRT_HALF))
+        return x * self.cdf
+
+    def backward(self, g: np.ndarray) -> Grads:
+        x = self.x
+        if self.approximate == "tanh":
+            # d/dx 0.5x(1+t) = 0.5(1+t) + 0.5x(1-t^2) sqrt(2/pi)(1 + 3*0.044715 x^2)
+            dt = (1 - self.t * self.t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return (g * (0.5 * (1 + self.t) + 0.5 * x * dt),)
+        # d/dx x Phi(x) = Phi(x) + x phi(x)
+        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+        return (g * (self.cdf + x * pdf),)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(x, approximate=approximate)
+
+
+class Cast(Op):
+    name = "cast"
+
+    def forward(self, x: np.ndarray, dtype: Any) -> np.ndarray:
+        self.in_dtype = x.dtype
+        return x.astype(dtype, copy=False)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g.astype(self.in_dtype, copy=False),)

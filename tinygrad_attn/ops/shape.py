@@ -1,0 +1,146 @@
+"""Ops that move values around without arithmetic: reshape, transpose, permute,
+indexing, concat/stack and masked_fill."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinygrad_attn.engine import Op
+from tinygrad_attn.tensor import Tensor
+
+Grads = tuple[np.ndarray | None, ...]
+
+
+class Reshape(Op):
+    name = "reshape"
+
+    def forward(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        self.in_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g.reshape(self.in_shape),)
+
+
+class Transpose(Op):
+    name = "transpose"
+
+    def forward(self, x: np.ndarray, dim0: int, dim1: int) -> np.ndarray:
+        self.dims = dim0, dim1
+        return np.swapaxes(x, dim0, dim1)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (np.swapaxes(g, *self.dims),)
+
+
+class Permute(Op):
+    name = "permute"
+
+    def forward(self, x: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+        if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+            raise ValueError(f"permute: dims {dims} are not a permutation of the "
+                             f"{x.ndim} dims of shape {x.shape}")
+        self.dims = dims
+        return np.transpose(x, dims)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (np.transpose(g, np.argsort([d % g.ndim for d in self.dims])),)
+
+
+def _is_basic(index: Any) -> bool:
+    """Basic indexing (ints, slices, None, ...) never repeats an element."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+               for p in parts)
+
+
+def _unwrap_index(index: Any) -> Any:
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(p.data if isinstance(p, Tensor) else p for p in index)
+    return index
+
+
+class GetItem(Op):
+    """``x[index]``: basic and integer-array indexing; repeated indices accumulate."""
+
+    name = "getitem"
+
+    def forward(self, x: np.ndarray, index: Any) -> np.ndarray:
+        self.index = _unwrap_index(index)
+        self.in_shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, g: np.ndarray) -> Grads:
+        grad = np.zeros(self.in_shape, dtype=self.dtype)
+        if _is_basic(self.index):
+            grad[self.index] = g
+        else:
+            np.add.at(grad, self.index, g)  # unbuffered: a repeated index adds up
+        return (grad,)
+
+
+class Concat(Op):
+    name = "concat"
+
+    def forward(self, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
+        out = np.concatenate(arrays, axis=axis)
+        self.axis = axis
+        self.split_at = np.cumsum([a.shape[axis] for a in arrays[:-1]])
+        return out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return tuple(np.split(g, self.split_at, axis=self.axis))
+
+
+class Stack(Op):
+    name = "stack"
+
+    def forward(self, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
+        out = np.stack(arrays, axis=axis)
+        self.axis = axis
+        return out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return tuple(np.moveaxis(g, self.axis, 0))
+
+
+class MaskedFill(Op):
+    """``value`` where ``mask`` is True, ``x`` elsewhere (mask broadcasts against x)."""
+
+    name = "masked_fill"
+
+    def forward(self, x: np.ndarray, mask: np.ndarray, value: float) -> np.ndarray:
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: mask must be boolean, got {mask.dtype}")
+        try:
+            np.broadcast_shapes(mask.shape, x.shape)
+        except ValueError:
+            raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast "
+                             f"to the input of shape {x.shape}") from None
+        self.mask = mask
+        return np.where(mask, value, x)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (np.where(self.mask, 0, g),)
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    if not tensors:
+        raise ValueError("concat: needs at least one tensor")
+    return Concat.apply(*map(_as_tensor, tensors), axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    return Stack.apply(*map(_as_tensor, tensors), axis=axis)
+
+
+def _as_tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(value)
