@@ -6,6 +6,8 @@ from __future__ import annotations
 from tinygrad_attn.engine import is_grad_enabled, no_grad
 from tinygrad_attn.tensor import Tensor
 from tinygrad_attn import ops  # noqa: E402  (after Tensor: the ops import it)
+from tinygrad_attn import nn, optim
+from tinygrad_attn.checkpoint import load, save
 from tinygrad_attn.gradcheck import GradcheckError, gradcheck
 from tinygrad_attn.ops.shape import concat, stack
 from tinygrad_attn.random import manual_seed
@@ -13,6 +15,6 @@ from tinygrad_attn.random import manual_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradcheckError", "Tensor", "concat", "gradcheck", "is_grad_enabled", "manual_seed",
-    "no_grad", "ops", "stack",
+    "GradcheckError", "Tensor", "concat", "gradcheck", "is_grad_enabled", "load",
+    "manual_seed", "nn", "no_grad", "ops", "optim", "save", "stack",
 ]

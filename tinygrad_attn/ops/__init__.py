@@ -4,7 +4,7 @@ the functional API built on them."""
 from __future__ import annotations
 
 from tinygrad_attn.ops import elementwise, linalg, nn, reduce, shape
-from tinygrad_attn.ops.elementwise import gelu
+from tinygrad_attn.ops.elementwise import gelu, residual
 from tinygrad_attn.ops.nn import (
     cross_entropy,
     dropout,
@@ -13,6 +13,7 @@ from tinygrad_attn.ops.nn import (
     scaled_dot_product_attention,
     softmax,
 )
+from tinygrad_attn.ops.linalg import linear
 from tinygrad_attn.ops.shape import concat, stack
 from tinygrad_attn.tensor import Tensor
 
@@ -32,6 +33,7 @@ def add(a: Tensor, b: Tensor) -> Tensor:
 
 __all__ = [
     "add", "concat", "cross_entropy", "dropout", "elementwise", "gelu", "layer_norm",
-    "linalg", "log_softmax", "matmul", "nn", "reduce", "scaled_dot_product_attention",
+    "linalg", "linear", "log_softmax", "matmul", "nn", "reduce", "residual",
+    "scaled_dot_product_attention",
     "shape", "softmax", "stack",
 ]

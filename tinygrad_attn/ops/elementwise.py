@@ -26,6 +26,21 @@ class Add(Op):
         return g, g
 
 
+class ResidualAdd(Add):
+    """``skip + branch``: an add that the graph marks as a residual connection.
+
+    The maths is the add's; the name lets a picture draw the skip edge (input 0) apart
+    from the branch (input 1) and show how the gradient splits between them.
+    """
+
+    name = "residual_add"
+
+
+def residual(skip: Tensor, branch: Tensor) -> Tensor:
+    """``skip + branch``, recorded as a residual connection."""
+    return ResidualAdd.apply(skip, branch)
+
+
 class Sub(Op):
     name = "sub"
 

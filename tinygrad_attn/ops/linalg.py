@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_attn.engine import Op
+from tinygrad_attn.tensor import Tensor
 
 Grads = tuple[np.ndarray | None, ...]
 
@@ -58,3 +59,40 @@ def _matmul_reduced(x: np.ndarray, y: np.ndarray, target: tuple[int, ...]) -> np
         x_stacked = np.swapaxes(x, -1, -2).reshape(-1, x.shape[-2])  # (batch*inner, m)
         return x_stacked.T @ y.reshape(-1, y.shape[-1])
     return np.matmul(x, y)
+
+
+class Linear(Op):
+    """``x @ weight.T + bias``: the affine map of ``nn.Linear``, one node in the graph.
+
+    Shape: x (..., in), weight (out, in), bias (out,) -> (..., out).
+    """
+
+    name = "linear"
+
+    def forward(self, x: np.ndarray, weight: np.ndarray, *bias: np.ndarray) -> np.ndarray:
+        if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(f"linear: input of shape {x.shape} does not fit a weight of "
+                             f"shape {weight.shape} (expected (..., {weight.shape[-1]}))")
+        if bias and bias[0].shape != weight.shape[:1]:
+            raise ValueError(f"linear: bias of shape {bias[0].shape} does not fit a weight "
+                             f"of shape {weight.shape}")
+        self.x, self.weight = x, weight
+        out = np.matmul(x, weight.T)
+        if bias:
+            out += bias[0]
+        return out
+
+    def backward(self, g: np.ndarray) -> Grads:
+        need_x, need_w = self.needs_input_grad[:2]
+        # Rows of every batch dim stacked: one large product per gradient.
+        g_rows = g.reshape(-1, g.shape[-1])
+        grad_x = np.matmul(g, self.weight) if need_x else None
+        grad_w = g_rows.T @ self.x.reshape(-1, self.x.shape[-1]) if need_w else None
+        if len(self.needs_input_grad) == 2:
+            return grad_x, grad_w
+        return grad_x, grad_w, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` (PyTorch's ``F.linear``)."""
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)

@@ -78,6 +78,7 @@ _padding = np.array([[False, False, True, True], [False, False, False, True]])
 
 SAMPLES: dict[str, list[Case]] = {
     "add": _binary(lambda a, b: a + b, _randn),
+    "residual_add": _binary(F.residual, _randn),
     "sub": _binary(lambda a, b: a - b, _randn),
     "mul": _binary(lambda a, b: a * b, _randn),
     "div": _binary(lambda a, b: a / b, _away_from_zero),
@@ -179,6 +180,12 @@ SAMPLES: dict[str, list[Case]] = {
         case("(4,) @ (2,4,3)", F.matmul, _randn(4), _randn(2, 4, 3)),
         case("(2,3,4) @ (4,)", F.matmul, _randn(2, 3, 4), _randn(4)),
         case("(4,) @ (4,)", F.matmul, _randn(4), _randn(4)),
+    ],
+    "linear": [
+        case("(4,3) -> 5", F.linear, _randn(4, 3), _randn(5, 3), _randn(5)),
+        case("(2,3,4) -> 2", F.linear, _randn(2, 3, 4), _randn(2, 4), _randn(2)),
+        case("(3,) no bias", F.linear, _randn(3), _randn(4, 3)),
+        case("(2,2,2,3) -> 1", F.linear, _randn(2, 2, 2, 3), _randn(1, 3), _randn(1)),
     ],
     "softmax": [
         case("(5,)", lambda x: F.softmax(x), _randn(5)),
