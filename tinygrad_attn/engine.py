@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 _grad_enabled = True
 # The module path of the module call running now ("" outside any module), for pictures.
 _current_scope: str = ""
+# detect_anomaly hooks (tinygrad_attn.anomaly): None when off, so the hot path pays one
+# global read per op. When on: (on_record(op, params), on_backward(op, grad, input_grads)).
+_anomaly_hooks: Any = None
 
 # name -> Op subclass: the table the engine, gradcheck, the tests and the renderer read.
 OPS: dict[str, type[Op]] = {}
@@ -56,8 +59,8 @@ def scope(path: str) -> Iterator[None]:
         _current_scope = previous
 
 
-def _describe(arrays: tuple[np.ndarray, ...]) -> str:
-    return ", ".join(f"{a.shape} {a.dtype}" for a in arrays)
+def _describe(tensors: tuple[Tensor, ...]) -> str:
+    return ", ".join(f"{t.data.shape} {t.data.dtype}" for t in tensors)
 
 
 class Op:
@@ -96,32 +99,40 @@ class Op:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op on tensors and, if any input wants a gradient, record it."""
-        op = cls()
-        arrays = tuple(t.data for t in inputs)
+        op = cls.__new__(cls)
+        # The common arities are spelled out: this is the hot path of every op, and a
+        # comprehension costs more than the numpy call on a small tensor.
         try:
-            out = op.forward(*arrays, **params)
+            if len(inputs) == 2:
+                a, b = inputs
+                out = op.forward(a.data, b.data, **params)
+                needs = (a.requires_grad, b.requires_grad)
+            elif len(inputs) == 1:
+                out = op.forward(inputs[0].data, **params)
+                needs = (inputs[0].requires_grad,)
+            else:
+                out = op.forward(*[t.data for t in inputs], **params)
+                needs = tuple([t.requires_grad for t in inputs])
         except (ValueError, TypeError) as err:
-            raise _op_error(cls.name, err, arrays) from None
+            raise _op_error(cls.name, err, inputs) from None
         result = _Tensor(out)
-        if _grad_enabled and cls.differentiable:
-            needs = tuple(t.requires_grad for t in inputs)
-            if True in needs:
-                op.inputs = inputs
-                op.needs_input_grad = needs
-                op.scope = _current_scope
-                result.requires_grad = True
-                result._ctx = op
+        if True in needs and _grad_enabled and cls.differentiable:
+            op.inputs = inputs
+            op.needs_input_grad = needs
+            op.scope = _current_scope
+            result.requires_grad = True
+            result._ctx = op
         return result
 
     def __repr__(self) -> str:
         return f"<{self.name} op>"
 
 
-def _op_error(name: str, err: Exception, arrays: tuple[np.ndarray, ...]) -> Exception:
+def _op_error(name: str, err: Exception, inputs: tuple[Tensor, ...]) -> Exception:
     """Name the op and its input shapes in numpy's error, keeping the error's kind."""
     message = str(err)
     if not message.startswith(f"{name}:"):
-        message = f"{name}: {message} (inputs: {_describe(arrays)})"
+        message = f"{name}: {message} (inputs: {_describe(inputs)})"
     return (TypeError if isinstance(err, TypeError) else ValueError)(message)
 
 
@@ -146,20 +157,18 @@ def toposort(root: Tensor) -> list[Tensor]:
     Iterative depth-first post-order: graphs of any depth, no recursion limit.
     """
     order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    seen = {root}  # tensors hash by identity
+    stack = [(root, iter(root._ctx.inputs))]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent._ctx is not None and parent not in seen:
+                seen.add(parent)
+                stack.append((parent, iter(parent._ctx.inputs)))
+                break
+        else:  # every parent is done: the node can follow them
+            stack.pop()
             order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in node._ctx.inputs:
-            if parent._ctx is not None and id(parent) not in visited:
-                stack.append((parent, False))
     return order
 
 
@@ -172,40 +181,41 @@ def backward(root: Tensor, seed: np.ndarray) -> None:
     if root._ctx is None:
         _accumulate_leaf(root, seed, shared=True)
         return
-    grads: dict[int, np.ndarray] = {id(root): seed}
+    grads: dict[Tensor, np.ndarray] = {root: seed}
     # Arrays that may be referenced from more than one place (the seed, an array an op
     # passed through unchanged): never add into them in place, copy before keeping.
     handed_out: set[int] = {id(seed)}
     # Arrays the engine allocated itself while summing: safe to add into in place.
     owned: set[int] = set()
     for node in reversed(toposort(root)):
-        grad = grads.pop(id(node), None)
+        grad = grads.pop(node, None)
         if grad is None:
             continue
         op = node._ctx
         input_grads = op.backward(grad)
+        if _anomaly_hooks is not None:  # detect_anomaly: raise on a NaN/Inf gradient
+            _anomaly_hooks[1](op, grad, input_grads)
         for inp, g in zip(op.inputs, input_grads):
             if g is None or not inp.requires_grad:
                 continue
             if g.shape != inp.data.shape:
                 g = unbroadcast(g, inp.data.shape)
-            if g.dtype != inp.data.dtype:
-                g = g.astype(inp.data.dtype)
             if inp._ctx is None:
+                if g.dtype != inp.data.dtype:
+                    g = g.astype(inp.data.dtype)
                 _accumulate_leaf(inp, g, shared=id(g) in handed_out or g.base is not None)
                 handed_out.add(id(g))
                 continue
-            key = id(inp)
-            previous = grads.get(key)
+            previous = grads.get(inp)
             if previous is None:
-                grads[key] = g
+                grads[inp] = g
                 handed_out.add(id(g))
             elif id(previous) in owned:
                 previous += g
             else:
                 total = previous + g
                 owned.add(id(total))
-                grads[key] = total
+                grads[inp] = total
 
 
 def _accumulate_leaf(leaf: Tensor, grad: np.ndarray, shared: bool) -> None:

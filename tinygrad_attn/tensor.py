@@ -146,6 +146,15 @@ class Tensor:
         """Wrap a non-tensor operand in this tensor's dtype (2 * x stays float32)."""
         if isinstance(value, Tensor):
             return value
+        if isinstance(value, float) and self.data.dtype.kind == "f":
+            # Python scalars in arithmetic are mostly a few constants used over and over.
+            key = (value, self.data.dtype)
+            const = _scalar_constants.get(key)
+            if const is None:
+                if len(_scalar_constants) > 4096:
+                    _scalar_constants.clear()
+                const = _scalar_constants[key] = Tensor._wrap(np.asarray(value, key[1]))
+            return const
         if isinstance(value, np.ndarray):
             return Tensor._wrap(value)
         if self.data.dtype.kind == "f":
@@ -292,6 +301,9 @@ class Tensor:
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         return _nn.LogSoftmax.apply(self, axis=axis)
+
+
+_scalar_constants: dict[tuple[float, np.dtype], Tensor] = {}
 
 
 def _as_array(value: ArrayLike) -> np.ndarray:

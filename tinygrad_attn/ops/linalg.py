@@ -24,7 +24,7 @@ class MatMul(Op):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply "
                              f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
         self.a, self.b = a, b
-        return np.matmul(a, b)
+        return _matmul(a, b)
 
     def backward(self, g: np.ndarray) -> Grads:
         a, b = self.a, self.b
@@ -48,6 +48,14 @@ class MatMul(Op):
         return grad_a, grad_b
 
 
+def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x @ y``; a batched ``x`` times a matrix ``y`` runs as one 2-D product (numpy
+    loops over the batch otherwise, several times slower)."""
+    if y.ndim == 2 and x.ndim > 2:
+        return (x.reshape(-1, x.shape[-1]) @ y).reshape(*x.shape[:-1], y.shape[-1])
+    return np.matmul(x, y)
+
+
 def _matmul_reduced(x: np.ndarray, y: np.ndarray, target: tuple[int, ...]) -> np.ndarray:
     """``x @ y``, summed over the batch when the operand this gradient is for was 2-D.
 
@@ -58,7 +66,7 @@ def _matmul_reduced(x: np.ndarray, y: np.ndarray, target: tuple[int, ...]) -> np
     if len(target) == 2 and x.ndim > 2:
         x_stacked = np.swapaxes(x, -1, -2).reshape(-1, x.shape[-2])  # (batch*inner, m)
         return x_stacked.T @ y.reshape(-1, y.shape[-1])
-    return np.matmul(x, y)
+    return _matmul(x, y)
 
 
 class Linear(Op):
@@ -76,18 +84,20 @@ class Linear(Op):
         if bias and bias[0].shape != weight.shape[:1]:
             raise ValueError(f"linear: bias of shape {bias[0].shape} does not fit a weight "
                              f"of shape {weight.shape}")
-        self.x, self.weight = x, weight
-        out = np.matmul(x, weight.T)
+        # Rows of every batch dim stacked: numpy runs one large BLAS product on 2-D
+        # operands, but loops over the batch (several times slower) on 3-D ones.
+        self.rows = x.reshape(-1, x.shape[-1])
+        self.x_shape, self.weight = x.shape, weight
+        out = self.rows @ weight.T
         if bias:
             out += bias[0]
-        return out
+        return out.reshape(*x.shape[:-1], weight.shape[0])
 
     def backward(self, g: np.ndarray) -> Grads:
         need_x, need_w = self.needs_input_grad[:2]
-        # Rows of every batch dim stacked: one large product per gradient.
         g_rows = g.reshape(-1, g.shape[-1])
-        grad_x = np.matmul(g, self.weight) if need_x else None
-        grad_w = g_rows.T @ self.x.reshape(-1, self.x.shape[-1]) if need_w else None
+        grad_x = (g_rows @ self.weight).reshape(self.x_shape) if need_x else None
+        grad_w = g_rows.T @ self.rows if need_w else None
         if len(self.needs_input_grad) == 2:
             return grad_x, grad_w
         return grad_x, grad_w, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
