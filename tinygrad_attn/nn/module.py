@@ -70,12 +70,14 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if Module._call_depth == 0 and self._named_at != _structure_version:
             self._assign_names()
+        # engine.scope(), inlined: a module call is on the hot path of small models.
+        outer_scope, engine._current_scope = engine._current_scope, self._path
         Module._call_depth += 1
         try:
-            with engine.scope(self._path):
-                return self.forward(*args, **kwargs)
+            return self.forward(*args, **kwargs)
         finally:
             Module._call_depth -= 1
+            engine._current_scope = outer_scope
 
     def _assign_names(self) -> None:
         """Give every sub-module its path and every parameter its full name (for
@@ -111,7 +113,7 @@ class Module:
         seen: set[int] = set()
         for path, module in self.named_modules():
             for name, param in module._parameters.items():
-                if id(param) not in seen:
+                if param is not None and id(param) not in seen:
                     seen.add(id(param))
                     yield (f"{path}.{name}" if path else name), param
 
