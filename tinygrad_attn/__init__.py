@@ -3,14 +3,13 @@ how attention and backpropagation work."""
 
 from __future__ import annotations
 
-from tinygrad_attn.engine import is_grad_enabled, no_grad
-from tinygrad_attn.tensor import Tensor
-from tinygrad_attn import ops  # noqa: E402  (after Tensor: the ops import it)
-from tinygrad_attn import nn, optim
+from tinygrad_attn import nn, ops, optim
 from tinygrad_attn.checkpoint import load, save
+from tinygrad_attn.engine import is_grad_enabled, no_grad
 from tinygrad_attn.gradcheck import GradcheckError, gradcheck
 from tinygrad_attn.ops.shape import concat, stack
 from tinygrad_attn.random import manual_seed
+from tinygrad_attn.tensor import Tensor
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,8 @@ paths there).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -122,6 +123,8 @@ class Op:
             op.scope = _current_scope
             result.requires_grad = True
             result._ctx = op
+            if _anomaly_hooks is not None:  # detect_anomaly: remember the call site
+                _anomaly_hooks[0](op, params)
         return result
 
     def __repr__(self) -> str:

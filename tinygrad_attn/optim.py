@@ -4,7 +4,7 @@ own dtype, and checks every gradient before changing anything."""
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

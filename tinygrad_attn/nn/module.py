@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -84,9 +85,11 @@ class Module:
         pictures and error messages)."""
         for path, module in self.named_modules():
             object.__setattr__(module, "_path", path)
+            # Sub-modules are named too: calling one directly must not rename (shorten)
+            # the names the root gave its parameters.
+            object.__setattr__(module, "_named_at", _structure_version)
         for name, param in self.named_parameters():
             param.name = name
-        object.__setattr__(self, "_named_at", _structure_version)
 
     # ---- traversal ----
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:

@@ -4,7 +4,7 @@ PyTorch's ``nn.TransformerEncoderLayer``."""
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 from tinygrad_attn import ops
 from tinygrad_attn.nn.attention import MaskLike, MultiheadAttention

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tinygrad_attn.ops import elementwise, linalg, nn, reduce, shape
 from tinygrad_attn.ops.elementwise import gelu, residual
+from tinygrad_attn.ops.linalg import linear
 from tinygrad_attn.ops.nn import (
     cross_entropy,
     dropout,
@@ -13,7 +14,6 @@ from tinygrad_attn.ops.nn import (
     scaled_dot_product_attention,
     softmax,
 )
-from tinygrad_attn.ops.linalg import linear
 from tinygrad_attn.ops.shape import concat, stack
 from tinygrad_attn.tensor import Tensor
 

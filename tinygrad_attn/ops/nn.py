@@ -8,7 +8,7 @@ magnitude 1e4 give finite outputs and gradients.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -7,14 +7,16 @@ A new op is not finished until it has an entry here; a test keeps every op in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import tinygrad_attn.ops as F
 from tinygrad_attn import random
 from tinygrad_attn.tensor import Tensor
+
 
 @dataclass
 class Case:

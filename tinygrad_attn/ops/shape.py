@@ -3,7 +3,8 @@ indexing, concat/stack and masked_fill."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
