@@ -14,7 +14,15 @@ setup(
         "numpy>=1.24",
         # erf for the exact GELU: vectorised and accurate to float64 round-off.
         "scipy>=1.9",
+        # Builds the DOT source of computation-graph pictures (tinygrad_attn.viz).
         "graphviz>=0.20",
+        # Renders DOT to SVG/PNG with no system Graphviz: a self-contained `dot` port,
+        # wheels only for these platforms (elsewhere viz falls back to the system `dot`).
+        "graphviz-pure>=0.2.2,<0.3; (platform_system == 'Linux' and (platform_machine == "
+        "'x86_64' or platform_machine == 'aarch64')) or platform_system == 'Darwin' or "
+        "platform_system == 'Windows'",
+        # Attention heatmaps and the gradient-flow chart (tinygrad_attn.viz).
+        "matplotlib>=3.7",
     ],
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6"],

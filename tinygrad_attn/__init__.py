@@ -4,6 +4,7 @@ how attention and backpropagation work."""
 from __future__ import annotations
 
 from tinygrad_attn import nn, ops, optim
+from tinygrad_attn.anomaly import AnomalyError, detect_anomaly
 from tinygrad_attn.checkpoint import load, save
 from tinygrad_attn.engine import is_grad_enabled, no_grad
 from tinygrad_attn.gradcheck import GradcheckError, gradcheck
@@ -14,6 +15,6 @@ from tinygrad_attn.tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradcheckError", "Tensor", "concat", "gradcheck", "is_grad_enabled", "load",
+    "AnomalyError", "GradcheckError", "detect_anomaly", "Tensor", "concat", "gradcheck", "is_grad_enabled", "load",
     "manual_seed", "nn", "no_grad", "ops", "optim", "save", "stack",
 ]

@@ -1,4 +1,5 @@
-"""Command line: ``python -m tinygrad_attn gradcheck [OP ...]``."""
+"""Command line: ``python -m tinygrad_attn gradcheck [OP ...]`` and
+``python -m tinygrad_attn graph [--layers N] [--norm post|pre|none|all] [--depth D] [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -12,10 +13,21 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("gradcheck", help="check every op's backward against "
                                 "finite differences and print a table")
     check.add_argument("ops", nargs="*", help="only these ops (default: all)")
+    graph = commands.add_parser("graph", help="draw encoders' backprop graphs and chart the "
+                                "gradient reaching each layer: post-norm, pre-norm, no residual")
+    graph.add_argument("--layers", type=int, default=6, help="encoder layers (default 6)")
+    graph.add_argument("--norm", choices=["post", "pre", "none", "all"], default="all",
+                       help="whose graph to draw: post-norm, pre-norm, no residual, or all")
+    graph.add_argument("--depth", type=int, default=2, help="collapse modules at this "
+                       "path depth, e.g. 2 = one node per layer; 0 draws every op")
+    graph.add_argument("--out", default="graph_out", help="output folder (default graph_out)")
     args = parser.parse_args(argv)
     if args.command == "gradcheck":
         from tinygrad_attn.report import main as report
         return report(args.ops)
+    if args.command == "graph":
+        from tinygrad_attn.viz.flow import main as graph_main
+        return graph_main(args.layers, args.norm, args.depth, args.out)
     return 2
 
 

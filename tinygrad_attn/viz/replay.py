@@ -9,8 +9,8 @@ recorded during training: the cost is paid only by whoever draws.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
 
 import numpy as np
 
@@ -114,7 +114,7 @@ def replay(root: Tensor, seed: np.ndarray | None = None, keep: set[int] | None =
             if inp._ctx is None:
                 leaves[id(inp)] = inp
         result.steps.append(step)
-    for key, leaf in leaves.items():
+    for key in leaves:
         result.tensor_norms[key] = grad_norm(totals[key])
         if key in keep:
             result.kept[key] = totals[key]

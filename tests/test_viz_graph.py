@@ -1,0 +1,195 @@
+"""draw_graph: the DOT source of small known graphs, encoders, residuals and collapsing."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import tinygrad_attn as ta
+from tinygrad_attn import nn, ops, viz
+from tinygrad_attn.viz import style
+
+
+def _edges(source: str) -> list[str]:
+    return [line.strip() for line in source.splitlines() if "->" in line]
+
+
+def _has_cluster(source: str, path: str) -> bool:
+    return re.search(rf'subgraph "?cluster_{re.escape(path)}"? {{', source) is not None
+
+
+def _ops(source: str, name: str) -> int:
+    return len(re.findall(rf"<b>{name}</b>", source))
+
+
+def _encoder(layers: int, norm_first: bool = False) -> nn.TransformerEncoder:
+    ta.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                       norm_first=norm_first)
+    return nn.TransformerEncoder(layer, layers)
+
+
+def _encoder_loss(layers: int, norm_first: bool = False) -> ta.Tensor:
+    rng = np.random.default_rng(0)
+    x = ta.Tensor(rng.standard_normal((2, 4, 8)), requires_grad=True)
+    model = _encoder(layers, norm_first).double()
+    out = model(x)
+    loss = (out * ta.Tensor(rng.standard_normal(out.shape))).mean()
+    loss.backward()
+    return loss
+
+
+def test_square_has_two_edges_each_with_its_own_gradient():
+    x = ta.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    y = x * x
+    before = viz.draw_graph(y).source
+    assert len(_edges(before)) == 2
+    assert "label=" not in "".join(_edges(before))
+    assert "before backward" in before
+    y.backward(np.ones(3))
+    after = viz.draw_graph(y).source
+    edges = _edges(after)
+    assert len(edges) == 2 and all(e.startswith("n0 -> n1") for e in edges)
+    # each edge carries what mul sent along it, g * x, norm sqrt(14); the total is 2x
+    assert all(f'label=" {np.sqrt(14):.3g} "' in e for e in edges)
+    assert f"\u2016g\u2016 {2 * np.sqrt(14):.3g}" in after
+    # node count: x, mul (and the legend)
+    assert len(re.findall(r"^\s*(n\d+|m\d+) \[", after, re.M)) == 2
+
+
+def test_replay_does_not_touch_grads_and_matches_backward():
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    w = ta.Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    loss = ((x * w).tanh() * x).sum()
+    loss.backward()
+    grads = x.grad.copy(), w.grad.copy()
+    rep = viz.replay(loss)
+    viz.draw_graph(loss)
+    np.testing.assert_array_equal(x.grad, grads[0])
+    np.testing.assert_array_equal(w.grad, grads[1])
+    assert rep.tensor_norms[id(x)] == pytest.approx(np.linalg.norm(x.grad))
+    assert rep.tensor_norms[id(w)] == pytest.approx(np.linalg.norm(w.grad))
+
+
+def test_broadcast_edge_gradient_is_reduced_to_the_input_shape():
+    a = ta.Tensor(np.ones((3, 4)), requires_grad=True)
+    b = ta.Tensor(np.ones(4), requires_grad=True)
+    loss = (a + b).sum()
+    loss.backward()
+    rep = viz.replay(loss)
+    add = loss._ctx.inputs[0]
+    assert rep.edge_norms[(id(add), 0)] == pytest.approx(np.sqrt(12))
+    assert rep.edge_norms[(id(add), 1)] == pytest.approx(np.sqrt(4 * 9))
+
+
+def test_inputs_output_and_parameter_names_are_marked():
+    loss = _encoder_loss(2)
+    source = viz.draw_graph(loss).source
+    model_names = [name for name, _ in _encoder(2).named_parameters()]
+    assert len(model_names) == 2 * 12
+    for name in model_names:
+        assert f"<b>{name}</b>" in source
+    assert "input (requires grad)" in source
+    assert "<b>output</b>" in source and "peripheries=2" in source
+    assert "Legend" in source
+
+
+def test_clusters_are_named_by_module_path_with_param_counts():
+    loss = _encoder_loss(2)
+    source = viz.draw_graph(loss).source
+    for path in ["layers", "layers.0", "layers.1.self_attn", "layers.0.norm2",
+                 "layers.1.linear1"]:
+        assert _has_cluster(source, path), path
+    params_per_layer = 3 * 8 * 8 + 3 * 8 + 8 * 8 + 8 + 8 * 16 + 16 + 16 * 8 + 8 + 4 * 8
+    assert f"<b>layers.0</b><br/><font point-size=\"9\" color=\"#4a4a4a\">" \
+           f"{params_per_layer} params" in source
+
+
+def test_every_residual_add_shows_the_skip_branch_split():
+    loss = _encoder_loss(2)
+    graph = viz.draw_graph(loss)
+    source = graph.source
+    assert _ops(source, "residual add") == 4
+    assert source.count("\u2016g_skip\u2016 : \u2016g_branch\u2016") == 4
+    assert len(re.findall(r'label=" skip [0-9.e-]+ "', source)) == 4
+    assert len(re.findall(r'label=" branch [0-9.e-]+ "', source)) == 4
+    assert len(re.findall(r'label=" skip [^"]*" [^\]]*style=dashed', source)) == 4
+
+
+def test_residual_split_values():
+    x = ta.Tensor(np.array([0.3, -0.7]), requires_grad=True)
+    skip = x * 2.0
+    out = ops.residual(skip, skip.tanh())
+    out.backward(np.array([1.0, 1.0]))
+    source = viz.draw_graph(out).source
+    g_branch = 1 - np.tanh(skip.data) ** 2  # back through tanh to the fork
+    expected = f"{style.fmt_norm(np.sqrt(2))} : {style.fmt_norm(np.linalg.norm(g_branch))}"
+    assert expected in source
+
+
+def test_collapse_depth_draws_one_node_per_module():
+    loss = _encoder_loss(2)
+    source = viz.draw_graph(loss, collapse_depth=2).source
+    assert source.count("shape=box3d") == 2
+    assert "<b>layers.0</b>" in source and "<b>layers.1</b>" in source
+    assert _ops(source, "layer_norm") == 0 and _ops(source, "linear") == 0
+    assert _has_cluster(source, "layers")
+    assert not _has_cluster(source, "layers.0")
+    assert source.count("residual \u2016g_skip\u2016") == 4
+    deeper = viz.draw_graph(loss, collapse_depth=3).source
+    assert "<b>layers.0.self_attn</b>" in deeper and _has_cluster(deeper, "layers.0")
+    # per layer: self_attn, linear1, linear2, norm1, norm2 (dropout with p=0 records no op)
+    assert deeper.count("shape=box3d") == 2 * 5
+    assert _ops(deeper, "residual add") == 4
+    # edges between layers carry the summed gradient sent back by the whole module
+    edges = [e for e in _edges(source) if "label=" in e]
+    assert edges
+
+
+def test_collapsed_six_layer_encoder_is_small():
+    loss = _encoder_loss(6)
+    source = viz.draw_graph(loss, collapse_depth=2).source
+    nodes = re.findall(r"^\s*(?:n|m)\d+ \[", source, re.M)
+    assert source.count("shape=box3d") == 6
+    assert len(nodes) < 15
+
+
+def test_nan_and_inf_edges_are_red_and_zero_edges_grey():
+    x = ta.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    y = x.sqrt().sum()
+    with np.errstate(divide="ignore"):
+        y.backward()
+    source = viz.draw_graph(y).source
+    x_edge = [e for e in _edges(source) if e.startswith("n0 ->")][0]
+    assert f'color="{style.NONFINITE}"' in x_edge and "Inf" in x_edge
+    z = ta.Tensor(np.array([-1.0, -2.0]), requires_grad=True)
+    r = z.relu().sum()
+    r.backward()
+    edge = [e for e in _edges(viz.draw_graph(r).source) if e.startswith("n0 ->")][0]
+    assert f'color="{style.ZERO}"' in edge and 'label=" 0 "' in edge
+
+
+def test_pen_width_grows_with_the_gradient():
+    a = ta.Tensor(np.ones(3), requires_grad=True)
+    b = ta.Tensor(np.ones(3), requires_grad=True)
+    loss = (a * 100.0 + b * 0.01).sum()
+    loss.backward()
+    source = viz.draw_graph(loss).source
+    widths = {}
+    for edge in _edges(source):
+        label = re.search(r'label=" ([^ ]+) "', edge)
+        width = re.search(r"penwidth=([0-9.]+)", edge)
+        widths[label.group(1)] = float(width.group(1))
+    assert widths[style.fmt_norm(100 * np.sqrt(3))] > widths[style.fmt_norm(0.01 * np.sqrt(3))]
+
+
+def test_bad_arguments():
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match="root must be a Tensor"):
+        viz.draw_graph(np.ones(2))
+    with pytest.raises(ValueError, match="collapse_depth"):
+        viz.draw_graph(x * 2, collapse_depth=0)
+    with pytest.raises(ValueError, match="seed of shape"):
+        viz.replay(x * 2, seed=np.ones(3))

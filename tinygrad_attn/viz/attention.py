@@ -1,0 +1,162 @@
+"""Attention views: each head's weights as a heatmap with token labels, optionally beside
+the gradient of the loss with respect to those weights.
+
+The weights are read from the graph: every ``scaled_dot_product_attention`` op keeps its
+softmax weights (``op.weights``, shape (batch, heads, L, S)). The gradient with respect
+to them is ``dL/dW = dL/dout @ V^T`` (times the dropout mask, if any), where ``dL/dout``
+comes from replaying the backward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinygrad_attn.engine import toposort
+from tinygrad_attn.tensor import Tensor
+from tinygrad_attn.viz.replay import replay
+
+ATTENTION_OP = "scaled_dot_product_attention"
+
+
+@dataclass
+class AttentionRecord:
+    """The attention weights of one recorded attention op (one layer's heads).
+
+    ``weights`` and ``grad`` have shape (batch, heads, L, S); ``grad`` is None before
+    backward. ``scope`` is the module path of the call (e.g. ``"layers.0.self_attn"``).
+    """
+
+    scope: str
+    weights: np.ndarray
+    grad: np.ndarray | None
+
+
+def attention_records(root: Tensor) -> list[AttentionRecord]:
+    """Every attention op in the graph of ``root``, first layer first."""
+    if not isinstance(root, Tensor):
+        raise TypeError(f"attention_records: root must be a Tensor, got "
+                        f"{type(root).__name__}")
+    nodes = [n for n in toposort(root) if n._ctx.name == ATTENTION_OP] if root._ctx else []
+    rep = replay(root, keep={id(n) for n in nodes})
+    records = []
+    for node in nodes:
+        op = node._ctx
+        grad = None
+        if id(node) in rep.kept:
+            grad = np.matmul(rep.kept[id(node)], np.swapaxes(op.v, -1, -2))
+            if op.keep_scaled is not None:
+                grad = grad * op.keep_scaled
+        weights = op.weights
+        if weights.ndim == 3:  # unbatched (heads, L, S)
+            weights, grad = weights[None], None if grad is None else grad[None]
+        records.append(AttentionRecord(op.scope, weights, grad))
+    return records
+
+
+def _as_4d(array: Any, what: str) -> np.ndarray:
+    data = array.data if isinstance(array, Tensor) else np.asarray(array)
+    if data.ndim < 2 or data.ndim > 4:
+        raise ValueError(f"draw_attention: {what} must have shape (L, S), (heads, L, S) or "
+                         f"(batch, heads, L, S), got {data.shape}")
+    return data.reshape((1,) * (4 - data.ndim) + data.shape)
+
+
+def _labels(tokens: Sequence[str] | None, n: int, what: str) -> list[str]:
+    if tokens is None:
+        return [str(i) for i in range(n)]
+    tokens = [str(t) for t in tokens]
+    if len(tokens) != n:
+        raise ValueError(f"draw_attention: {len(tokens)} {what} tokens for an attention "
+                         f"map with {n} {what} positions")
+    return tokens
+
+
+def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
+                   tokens: Sequence[str] | None = None, *,
+                   key_tokens: Sequence[str] | None = None,
+                   grad: np.ndarray | None = None, show_grad: bool = True, batch: int = 0,
+                   title: str | None = None, path: str | os.PathLike[str] | None = None,
+                   annotate: bool | None = None) -> Any:
+    """Heatmaps of each head's attention weights for one batch item.
+
+    Args:
+        weights: an :class:`AttentionRecord` (from :func:`attention_records`), or weights
+            of shape (L, S), (heads, L, S) or (batch, heads, L, S).
+        tokens: labels of the query positions (and of the keys, unless ``key_tokens``).
+        grad: d loss / d weights, the shape of ``weights`` (a record brings its own).
+        show_grad: draw the gradient beside the weights when there is one.
+        batch: which batch item to draw.
+        path: if given, write ``path.svg`` and ``path.png``.
+        annotate: write each weight in its cell (default: for maps up to 10 x 10).
+
+    Returns the matplotlib Figure.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    title = title or (weights.scope if isinstance(weights, AttentionRecord) else None)
+    if isinstance(weights, AttentionRecord):
+        grad = weights.grad if grad is None else grad
+        weights = weights.weights
+    w = _as_4d(weights, "weights")
+    g = None if grad is None or not show_grad else _as_4d(grad, "grad")
+    if g is not None and g.shape != w.shape:
+        raise ValueError(f"draw_attention: grad of shape {g.shape} does not match weights "
+                         f"of shape {w.shape}")
+    if not isinstance(batch, (int, np.integer)) or not -w.shape[0] <= batch < w.shape[0]:
+        raise ValueError(f"draw_attention: batch index {batch!r} out of range for "
+                         f"{w.shape[0]} batch item(s)")
+    heads, length, source = w.shape[1:]
+    rows_labels = _labels(tokens, length, "query")
+    cols_labels = _labels(key_tokens if key_tokens is not None else tokens, source, "key")
+    annotate = length <= 10 and source <= 10 if annotate is None else annotate
+    panels = 2 if g is not None else 1
+    cols = panels if g is not None else min(heads, 4)
+    rows = heads if g is not None else -(-heads // cols)
+    cell = max(0.35, min(0.6, 4.0 / max(length, source)))
+    fig = Figure(figsize=(cols * (source * cell + 1.8), rows * (length * cell + 1.3) + 0.6),
+                 layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    limit = float(np.max(np.abs(g[batch]))) if g is not None else 0.0
+    for h in range(heads):
+        panel_sets = [(w[batch, h], "weights", "Blues", 0.0, 1.0)]
+        if g is not None:
+            panel_sets.append((g[batch, h], "dL/d weights", "RdBu_r", -limit or -1, limit or 1))
+        for p, (data, label, cmap, vmin, vmax) in enumerate(panel_sets):
+            ax = axes[h, p] if g is not None else axes[h // cols, h % cols]
+            image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
+            ax.set_title(f"head {h} \u00b7 {label}", fontsize=10)
+            ax.set_xticks(range(source), cols_labels, rotation=60, ha="right", fontsize=8)
+            ax.set_yticks(range(length), rows_labels, fontsize=8)
+            ax.set_xlabel("key (attended to)", fontsize=8)
+            ax.set_ylabel("query", fontsize=8)
+            fig.colorbar(image, ax=ax, shrink=0.8)
+            if annotate:
+                _annotate(ax, data, vmin, vmax, "{:.2f}" if label == "weights" else "{:.1e}")
+    for extra in axes.ravel()[heads * panels:]:
+        extra.set_visible(False)
+    batch_note = f" (batch item {batch})" if w.shape[0] > 1 else ""
+    fig.suptitle(f"{title or 'attention'}{batch_note}", fontsize=12)
+    if path is not None:
+        stem = Path(path)
+        stem = stem.with_suffix("") if stem.suffix in (".svg", ".png") else stem
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(stem.with_suffix(".svg"))
+        fig.savefig(stem.with_suffix(".png"), dpi=110)
+    return fig
+
+
+def _annotate(ax: Any, data: np.ndarray, vmin: float, vmax: float, fmt: str) -> None:
+    middle = (vmin + vmax) / 2
+    span = (vmax - vmin) or 1.0
+    for (i, j), value in np.ndenumerate(data):
+        # dark cells get white text: far from the middle of a diverging map, or high on
+        # a sequential one
+        dark = abs(value - middle) > 0.3 * span if vmin < 0 else value > vmin + 0.6 * span
+        ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=6,
+                color="white" if dark else "black")

@@ -1,0 +1,56 @@
+"""``write_all``: every picture of one forward and backward pass, in one folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tinygrad_attn.tensor import Tensor
+from tinygrad_attn.viz.attention import attention_records, draw_attention
+from tinygrad_attn.viz.flow import draw_gradient_flow, layer_input_grad_norms
+from tinygrad_attn.viz.graph import draw_graph
+from tinygrad_attn.viz.stepper import backward_stepper
+
+
+def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *,
+              tokens: Sequence[str] | None = None, batch_index: int = 0,
+              collapse_depth: int | None = 2, full_graph: bool = False,
+              stepper: bool = False, layers_prefix: str = "layers") -> dict[str, Any]:
+    """Write the graph, the attention views and the gradient-flow chart for ``loss``.
+
+    Call it after ``loss.backward()`` (before, the graph shows no gradients and the
+    gradient-flow chart is skipped). Files in ``out_dir``:
+
+    - ``graph.{dot,svg,png}``: modules collapsed at ``collapse_depth``;
+      ``graph_full.*`` too when ``full_graph``;
+    - ``attention_<module path>.{svg,png}``: each attention op's heads for
+      ``batch_index``, beside d loss / d weights, labelled with ``tokens``;
+    - ``gradient_flow.{svg,png}``: the gradient norm reaching each ``layers.i`` input;
+    - ``stepper/stepper.html`` and its frames when ``stepper``.
+
+    Returns {name: path or list of paths}.
+    """
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"write_all: loss must be a Tensor, got {type(loss).__name__}")
+    out = Path(out_dir)
+    written: dict[str, Any] = {"graph": draw_graph(loss, collapse_depth=collapse_depth)
+                               .write(out / "graph")}
+    if full_graph:
+        written["graph_full"] = draw_graph(loss).write(out / "graph_full")
+    attention = []
+    for record in attention_records(loss):
+        name = "attention_" + (record.scope.replace(".", "_") or "root")
+        draw_attention(record, tokens, batch=batch_index, path=out / name)
+        attention.append(out / f"{name}.png")
+    written["attention"] = attention
+    if loss._backward_seed is not None:
+        norms = layer_input_grad_norms(loss, layers_prefix)
+        if norms:
+            draw_gradient_flow({"this model": norms}, out / "gradient_flow")
+            written["gradient_flow"] = out / "gradient_flow.png"
+        if stepper:
+            written["stepper"] = backward_stepper(loss, out / "stepper",
+                                                  collapse_depth=collapse_depth)
+    return written
