@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import zipfile
-from typing import Any, Mapping
+import zlib
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +32,18 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):  # never hide the error that got us here
+            os.unlink(tmp)
         raise
 
 
@@ -49,11 +57,16 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ValueError(f"load: {path} is not an .npz checkpoint (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            arrays = {name: archive[name] for name in archive.files}
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise ValueError(f"load: {path} holds pickled Python objects; checkpoints "
                              f"hold plain arrays only, and pickles are never loaded") from None
         raise ValueError(f"load: {path} is not a valid checkpoint ({err})") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
         raise ValueError(f"load: {path} is not a valid .npz checkpoint ({err})") from None
+    # np.load hands back the raw bytes of a zip member that is not a .npy file.
+    stray = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if stray:
+        raise ValueError(f"load: {path} holds members that are not .npy arrays: {stray}")
+    return arrays

@@ -17,7 +17,8 @@ MaskLike = Tensor | np.ndarray | None
 
 
 def _xavier_uniform(rows: int, cols: int) -> Parameter:
-    bound = math.sqrt(6.0 / (rows / 3 + cols))  # fan_in/out of the stacked (3E, E) weight
+    # PyTorch's xavier_uniform_ on the stacked (3E, E) weight: fan_out 3E, fan_in E.
+    bound = math.sqrt(6.0 / (rows + cols))
     return Parameter(random.generator().uniform(-bound, bound, (rows, cols)).astype(
         np.float32))
 
@@ -60,6 +61,14 @@ def merge_masks(attn_mask: MaskLike, key_padding_mask: MaskLike, batch: int, hea
     return additive[0] if len(additive) == 1 else additive[0] + additive[1]
 
 
+def _require_batch_first(layer: str, batch_first: bool) -> None:
+    """Accept PyTorch's ``batch_first=True`` so ported code runs unchanged."""
+    if not batch_first:
+        raise ValueError(f"{layer}: sequences are always batch-first here, (batch, seq, "
+                         f"embed); transpose (seq, batch, embed) inputs instead of passing "
+                         f"batch_first=False")
+
+
 class MultiheadAttention(Module):
     """PyTorch's ``nn.MultiheadAttention`` with ``batch_first=True``.
 
@@ -73,8 +82,9 @@ class MultiheadAttention(Module):
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
-                 bias: bool = True) -> None:
+                 bias: bool = True, *, batch_first: bool = True) -> None:
         super().__init__()
+        _require_batch_first("MultiheadAttention", batch_first)
         if num_heads <= 0 or embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim {embed_dim} must be divisible "
                              f"by num_heads {num_heads}")

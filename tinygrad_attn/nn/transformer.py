@@ -7,7 +7,7 @@ import copy
 from collections.abc import Callable
 
 from tinygrad_attn import ops
-from tinygrad_attn.nn.attention import MaskLike, MultiheadAttention
+from tinygrad_attn.nn.attention import MaskLike, MultiheadAttention, _require_batch_first
 from tinygrad_attn.nn.layers import Dropout, LayerNorm, Linear
 from tinygrad_attn.nn.module import Module, ModuleList
 from tinygrad_attn.tensor import Tensor
@@ -31,8 +31,9 @@ class TransformerEncoderLayer(Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
                  dropout: float = 0.1, activation: str | Callable[[Tensor], Tensor] = "relu",
                  layer_norm_eps: float = 1e-5, norm_first: bool = False,
-                 bias: bool = True) -> None:
+                 bias: bool = True, *, batch_first: bool = True) -> None:
         super().__init__()
+        _require_batch_first("TransformerEncoderLayer", batch_first)
         if isinstance(activation, str):
             if activation not in _ACTIVATIONS:
                 raise ValueError(f"TransformerEncoderLayer: activation should be relu or "
@@ -78,7 +79,9 @@ class TransformerEncoder(Module):
     weights, as in PyTorch), then an optional final ``norm``."""
 
     def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int,
-                 norm: Module | None = None) -> None:
+                 norm: Module | None = None, enable_nested_tensor: bool = True,
+                 mask_check: bool = True) -> None:
+        # enable_nested_tensor and mask_check tune PyTorch's fast path; there is none here.
         super().__init__()
         self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
         self.num_layers = num_layers
