@@ -26,6 +26,13 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
+def _dot_along(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    """sum(a * b, axis, keepdims=True) without materialising a * b (einsum streams it)."""
+    if axis in (-1, a.ndim - 1):
+        return np.einsum("...i,...i->...", a, b)[..., None]
+    return np.sum(a * b, axis=axis, keepdims=True)
+
+
 def _check_axis(axis: int, ndim: int) -> None:
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"axis must be an int, got {axis!r}")
@@ -45,7 +52,9 @@ class Softmax(Op):
     def backward(self, g: np.ndarray) -> Grads:
         y = self.out
         # d softmax: y * (g - sum(g * y))
-        return (y * (g - np.sum(g * y, axis=self.axis, keepdims=True)),)
+        grad = g - _dot_along(g, y, self.axis)
+        grad *= y
+        return (grad,)
 
 
 class LogSoftmax(Op):
@@ -86,7 +95,7 @@ class LayerNorm(Op):
         rows = x.reshape(-1, width)
         inv_width = 1.0 / width  # sum * (1/n): np.mean costs more Python per call
         centered = rows - rows.sum(axis=-1, keepdims=True) * inv_width
-        var = np.einsum("ij,ij->i", centered, centered)[:, None] * inv_width
+        var = _dot_along(centered, centered, -1) * inv_width
         self.rstd = 1.0 / np.sqrt(var + eps)
         self.xhat = centered
         self.xhat *= self.rstd
@@ -106,7 +115,7 @@ class LayerNorm(Op):
         grads: list[np.ndarray | None] = [None]
         g_xhat = g_rows
         if self.weight is not None:
-            grads.append((g_rows * xhat).sum(axis=0).reshape(self.normalized_shape)
+            grads.append(np.einsum("ij,ij->j", g_rows, xhat).reshape(self.normalized_shape)
                          if self.needs_input_grad[1] else None)
             g_xhat = g_rows * self.weight.reshape(-1)
         if self.has_bias:
@@ -116,7 +125,7 @@ class LayerNorm(Op):
             # dx = rstd * (g_xhat - mean(g_xhat) - xhat * mean(g_xhat * xhat))
             inv_width = 1.0 / width
             mean_g = g_xhat.sum(axis=-1, keepdims=True) * inv_width
-            mean_gx = np.einsum("ij,ij->i", g_xhat, xhat)[:, None] * inv_width
+            mean_gx = _dot_along(g_xhat, xhat, -1) * inv_width
             grad_x = xhat * mean_gx
             np.subtract(g_xhat, grad_x, out=grad_x)
             grad_x -= mean_g
@@ -243,7 +252,7 @@ class ScaledDotProductAttention(Op):
             if self.keep_scaled is not None:
                 grad_weights *= self.keep_scaled
             # d softmax: w * (gw - sum(gw * w)); masked entries have w = 0 and get 0.
-            grad_weights -= np.sum(grad_weights * weights, axis=-1, keepdims=True)
+            grad_weights -= _dot_along(grad_weights, weights, -1)
             grad_scores = grad_weights
             grad_scores *= weights
             if need_q:
