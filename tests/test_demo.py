@@ -13,11 +13,8 @@ import tinygrad_attn as ta
 from tinygrad_attn.demo import (
     Config,
     DemoResult,
-    print_report,
     run,
     task,
-    train_and_measure,
-    write_outputs,
 )
 from tinygrad_attn.demo.models import AttentionClassifier, VanillaRNN
 from tinygrad_attn.demo.training import Progress, predict
@@ -144,16 +141,14 @@ def test_progress_is_plain_text_off_a_terminal() -> None:
 # ---- end to end ----
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path, str]:
-    """A seconds-long run, done step by step as ``run`` does it."""
+    """A seconds-long run."""
     out_dir = tmp_path_factory.mktemp("demo")
     # A generous time budget: the step counts, not the machine's speed, end training.
     config = Config(steps=150, rnn_steps=20, batch_size=32, lr=3e-3, test_size=200,
                     distance_test_size=60, single_distance_slots=(8,),
                     single_distance_steps=5, time_budget=600.0)
     printed = io.StringIO()
-    result = train_and_measure(config, seed=3, out=printed, progress=io.StringIO())
-    write_outputs(result, out_dir)
-    print_report(result, out_dir, printed)
+    result = run(out_dir, seed=3, config=config, out=printed, progress=io.StringIO())
     return result, out_dir, printed.getvalue()
 
 
@@ -178,6 +173,15 @@ def test_fast_run_writes_complete_metrics(fast_run: tuple[DemoResult, Path, str]
     assert on_disk["cosine_role_before"] == pytest.approx(1.0, abs=1e-6)
     assert -1.0 <= on_disk["cosine_role_after"] <= 1.0
     assert "Held-out accuracy" in printed and "attention" in printed
+    # The pictures of the trained model: its graph, one attention view per layer, and
+    # the gradient-flow chart, each a real PNG.
+    pictures = on_disk["pictures"]
+    assert sorted(pictures) == sorted([
+        "pictures/graph.png", "pictures/attention_encoder_layers_0_self_attn.png",
+        "pictures/attention_encoder_layers_1_self_attn.png", "pictures/gradient_flow.png"])
+    for name in pictures:
+        assert (out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "residual" in (out_dir / "pictures" / "graph.dot").read_text()
 
 
 def test_fast_run_loss_falls(fast_run: tuple[DemoResult, Path, str]) -> None:
@@ -208,5 +212,5 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
     runs = [run(tmp_path / name, seed=5, config=Config(**config), out=io.StringIO(),
                 progress=io.StringIO()) for name in ("a", "b")]
     timings = {"train_seconds", "rnn_train_seconds"}
-    a, b = ({k: v for k, v in r.items() if k not in timings} for r in runs)
+    a, b = ({k: v for k, v in r.metrics.items() if k not in timings} for r in runs)
     assert a == b

@@ -15,6 +15,7 @@ from tinygrad_attn.tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnomalyError", "GradcheckError", "detect_anomaly", "Tensor", "concat", "gradcheck", "is_grad_enabled", "load",
-    "manual_seed", "nn", "no_grad", "ops", "optim", "save", "stack",
+    "AnomalyError", "GradcheckError", "Tensor", "concat", "detect_anomaly", "gradcheck",
+    "is_grad_enabled", "load", "manual_seed", "nn", "no_grad", "ops", "optim", "save",
+    "stack",
 ]

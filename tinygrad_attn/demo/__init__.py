@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tinygrad_attn import checkpoint
+from tinygrad_attn import checkpoint, ops, viz
 from tinygrad_attn import random as ta_random
 from tinygrad_attn.demo import task
 from tinygrad_attn.demo.models import (
@@ -91,11 +91,12 @@ class DemoResult:
 
 def run(out_dir: str | os.PathLike = "demo_out", seed: int = 0, steps: int | None = None,
         fast: bool = False, config: Config | None = None, out: TextIO | None = None,
-        progress: TextIO | None = None) -> dict[str, Any]:
+        progress: TextIO | None = None) -> DemoResult:
     """Train, measure, print the findings to ``out`` (stdout) with progress lines on
-    ``progress`` (stderr), write ``model.npz`` and ``metrics.json`` into ``out_dir``,
-    and return the metrics. The same seed gives the same metrics, timings aside (unless
-    a time budget cut a run short, which the metrics record as ``stopped_by``)."""
+    ``progress`` (stderr), write ``model.npz``, ``metrics.json`` and ``pictures/`` into
+    ``out_dir``, and return the models, the held-out set and the metrics. The same seed
+    gives the same metrics, timings aside (unless a time budget cut a run short, which
+    the metrics record as ``stopped_by``)."""
     config = config or (Config.fast() if fast else Config())
     if steps is not None:
         config.steps, config.rnn_steps = steps, steps * 7 // 4
@@ -104,9 +105,30 @@ def run(out_dir: str | os.PathLike = "demo_out", seed: int = 0, steps: int | Non
     out_dir.mkdir(parents=True, exist_ok=True)
 
     result = train_and_measure(config, seed, out, progress)
+    result.metrics["pictures"] = write_pictures(result, out_dir / "pictures")
     write_outputs(result, out_dir)
     print_report(result, out_dir, out)
-    return result.metrics
+    return result
+
+
+def write_pictures(result: DemoResult, out_dir: Path) -> list[str]:
+    """The trained model's graph, its attention heatmaps and its gradient-flow chart, for
+    one held-out sequence: the loss is backpropagated once, and every picture is read
+    from the recorded graph. Returns the PNG files written, relative to the run's folder."""
+    example = task.Batch(result.test.tokens[:1], result.test.labels[:1],
+                         result.test.key_position[:1])
+    loss = ops.cross_entropy(result.model(example.tokens), example.labels)
+    loss.backward()
+    result.model.zero_grad()  # the gradients were wanted for the pictures only
+    words = [task.VOCAB[i] for i in example.tokens[0]]
+    # The answer position's row of each attention map: where "[sport]" looks.
+    written = viz.write_all(loss, out_dir, tokens=words, collapse_depth=3,
+                            layers_prefix="encoder.layers",
+                            attention_queries=[example.answer_position])
+    pngs = [written["graph"]["png"], *written["attention"]]
+    if "gradient_flow" in written:
+        pngs.append(written["gradient_flow"])
+    return [str(Path(p).relative_to(out_dir.parent)) for p in pngs]
 
 
 def train_and_measure(config: Config, seed: int, out: TextIO,
@@ -271,7 +293,9 @@ def print_report(result: DemoResult, out_dir: Path, out: TextIO) -> None:
         lines += ["  (the encoder changes a word's vector where the task gives it a reason "
                   "to: the sport",
                   "  depends on the place word's role, never on what \"apple\" means)"]
-    lines += ["", f"Wrote {out_dir / 'model.npz'} and {out_dir / 'metrics.json'}."]
+    lines += ["", f"Wrote {out_dir / 'model.npz'} and {out_dir / 'metrics.json'}; the "
+              f"graph, the attention heatmaps and the gradient-flow chart of one held-out "
+              f"sequence are in {out_dir / 'pictures'}."]
     if "time" in (m["stopped_by"], m["rnn_stopped_by"]):
         lines.append("Note: the time budget cut training short, so another run with this "
                      "seed may differ.")

@@ -124,4 +124,6 @@ class PositionalEncoding(Module):
         if length > self.pe.shape[0]:
             raise ValueError(f"PositionalEncoding: sequence length {length} exceeds "
                              f"max_len {self.pe.shape[0]} (input shape {x.shape})")
-        return x + Tensor._wrap(self.pe[:length].astype(x.dtype, copy=False))
+        signal = Tensor._wrap(self.pe[:length].astype(x.dtype, copy=False))
+        signal.name = f"{self._path}.pe" if self._path else "pe"  # a label for pictures
+        return x + signal

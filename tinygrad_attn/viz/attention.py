@@ -82,7 +82,8 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
                    key_tokens: Sequence[str] | None = None,
                    grad: np.ndarray | None = None, show_grad: bool = True, batch: int = 0,
                    title: str | None = None, path: str | os.PathLike[str] | None = None,
-                   annotate: bool | None = None) -> Any:
+                   annotate: bool | None = None,
+                   queries: Sequence[int] | None = None) -> Any:
     """Heatmaps of each head's attention weights for one batch item.
 
     Args:
@@ -94,6 +95,8 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
         batch: which batch item to draw.
         path: if given, write ``path.svg`` and ``path.png``.
         annotate: write each weight in its cell (default: for maps up to 10 x 10).
+        queries: draw only these query positions (rows), e.g. ``[-1]`` for where the
+            last token looks: long sequences stay readable.
 
     Returns the matplotlib Figure.
     """
@@ -111,13 +114,26 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
     if not isinstance(batch, (int, np.integer)) or not -w.shape[0] <= batch < w.shape[0]:
         raise ValueError(f"draw_attention: batch index {batch!r} out of range for "
                          f"{w.shape[0]} batch item(s)")
+    rows_labels = _labels(tokens, w.shape[2], "query")
+    if queries is not None:
+        rows = [int(q) for q in queries]
+        if not rows or any(not -w.shape[2] <= q < w.shape[2] for q in rows):
+            raise ValueError(f"draw_attention: queries {list(queries)} out of range for "
+                             f"{w.shape[2]} query positions")
+        w = w[:, :, rows]
+        g = None if g is None else g[:, :, rows]
+        rows_labels = [rows_labels[q] for q in rows]
     heads, length, source = w.shape[1:]
-    rows_labels = _labels(tokens, length, "query")
     cols_labels = _labels(key_tokens if key_tokens is not None else tokens, source, "key")
     annotate = length <= 10 and source <= 10 if annotate is None else annotate
     panels = 2 if g is not None else 1
-    cols = panels if g is not None else min(heads, 4)
-    rows = heads if g is not None else -(-heads // cols)
+    # A few query rows against many keys make wide strips: stack them in one column.
+    strips = 4 * length <= source
+    if strips:
+        cols, rows = 1, heads * panels
+    else:
+        cols = panels if g is not None else min(heads, 4)
+        rows = heads if g is not None else -(-heads // cols)
     cell = max(0.35, min(0.6, 4.0 / max(length, source)))
     fig = Figure(figsize=(cols * (source * cell + 1.8), rows * (length * cell + 1.3) + 0.6),
                  layout="constrained")
@@ -128,7 +144,10 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
         if g is not None:
             panel_sets.append((g[batch, h], "dL/d weights", "RdBu_r", -limit or -1, limit or 1))
         for p, (data, label, cmap, vmin, vmax) in enumerate(panel_sets):
-            ax = axes[h, p] if g is not None else axes[h // cols, h % cols]
+            if strips:
+                ax = axes[h * panels + p, 0]
+            else:
+                ax = axes[h, p] if g is not None else axes[h // cols, h % cols]
             image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
             ax.set_title(f"head {h} \u00b7 {label}", fontsize=10)
             ax.set_xticks(range(source), cols_labels, rotation=60, ha="right", fontsize=8)

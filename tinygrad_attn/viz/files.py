@@ -17,7 +17,8 @@ from tinygrad_attn.viz.stepper import backward_stepper
 def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *,
               tokens: Sequence[str] | None = None, batch_index: int = 0,
               collapse_depth: int | None = 2, full_graph: bool = False,
-              stepper: bool = False, layers_prefix: str = "layers") -> dict[str, Any]:
+              stepper: bool = False, layers_prefix: str = "layers",
+              attention_queries: Sequence[int] | None = None) -> dict[str, Any]:
     """Write the graph, the attention views and the gradient-flow chart for ``loss``.
 
     Call it after ``loss.backward()`` (before, the graph shows no gradients and the
@@ -26,7 +27,8 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *,
     - ``graph.{dot,svg,png}``: modules collapsed at ``collapse_depth``;
       ``graph_full.*`` too when ``full_graph``;
     - ``attention_<module path>.{svg,png}``: each attention op's heads for
-      ``batch_index``, beside d loss / d weights, labelled with ``tokens``;
+      ``batch_index``, beside d loss / d weights, labelled with ``tokens`` (only the
+      query rows ``attention_queries``, if given);
     - ``gradient_flow.{svg,png}``: the gradient norm reaching each ``layers.i`` input;
     - ``stepper/stepper.html`` and its frames when ``stepper``.
 
@@ -42,7 +44,8 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *,
     attention = []
     for record in attention_records(loss):
         name = "attention_" + (record.scope.replace(".", "_") or "root")
-        draw_attention(record, tokens, batch=batch_index, path=out / name)
+        draw_attention(record, tokens, batch=batch_index, path=out / name,
+                       queries=attention_queries)
         attention.append(out / f"{name}.png")
     written["attention"] = attention
     if loss._backward_seed is not None:
