@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from tinygrad_attn.engine import toposort
 from tinygrad_attn.tensor import Tensor
 from tinygrad_attn.viz.replay import replay
+from tinygrad_attn.viz.style import save_figure
 
 ATTENTION_OP = "scaled_dot_product_attention"
 
@@ -162,11 +162,7 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
     batch_note = f" (batch item {batch})" if w.shape[0] > 1 else ""
     fig.suptitle(f"{title or 'attention'}{batch_note}", fontsize=12)
     if path is not None:
-        stem = Path(path)
-        stem = stem.with_suffix("") if stem.suffix in (".svg", ".png") else stem
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(stem.with_suffix(".svg"))
-        fig.savefig(stem.with_suffix(".png"), dpi=110)
+        save_figure(fig, path, dpi=110)
     return fig
 
 

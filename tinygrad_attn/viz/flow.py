@@ -21,6 +21,7 @@ import numpy as np
 from tinygrad_attn.engine import toposort
 from tinygrad_attn.tensor import Tensor
 from tinygrad_attn.viz.replay import replay
+from tinygrad_attn.viz.style import save_figure
 
 
 def layer_input_grad_norms(root: Tensor, prefix: str = "layers") -> list[float]:
@@ -82,11 +83,7 @@ def draw_gradient_flow(series: Mapping[str, list[float]],
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     if path is not None:
-        stem = Path(path)
-        stem = stem.with_suffix("") if stem.suffix in (".svg", ".png") else stem
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(stem.with_suffix(".svg"))
-        fig.savefig(stem.with_suffix(".png"), dpi=120)
+        save_figure(fig, path, dpi=120)
     return fig
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import html
 import math
+import os
+from pathlib import Path
+from typing import Any
 
 # Node fills, one per kind of node (also listed in the legend).
 FILL = {
@@ -81,3 +84,13 @@ def fmt_count(n: int) -> str:
 def escape(text: str) -> str:
     """Text for an HTML-like Graphviz label."""
     return html.escape(text, quote=True)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int) -> None:
+    """Write a matplotlib figure as ``path.svg`` and ``path.png`` (a given .svg/.png
+    suffix is dropped), making the folder if needed."""
+    stem = Path(path)
+    stem = stem.with_suffix("") if stem.suffix in (".svg", ".png") else stem
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(stem.with_suffix(".svg"))
+    fig.savefig(stem.with_suffix(".png"), dpi=dpi)
