@@ -64,6 +64,8 @@ def test_gradcheck_reports_a_wrong_backward() -> None:
     message = str(err.value)
     assert "input 0 (2, 2)" in message and "max abs error" in message
     assert "MISMATCH" in message
+    # ... and it names the recorded op whose own backward is wrong
+    assert "ops whose backward disagrees" in message and "'WrongSquare'" in message
     reports = compare_gradients(lambda t: WrongSquare.apply(t), [x])
     # analytic 3x vs numerical 2x at the largest |x| with a random cotangent
     assert reports[0].max_abs_error > 0.5 and not reports[0].passed

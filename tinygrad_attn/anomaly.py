@@ -25,8 +25,7 @@ import numpy as np
 
 from tinygrad_attn import engine, random
 from tinygrad_attn.engine import Op, toposort
-from tinygrad_attn.gradcheck import GradcheckError, InputReport, compare_gradients
-from tinygrad_attn.gradcheck import gradcheck as _gradcheck
+from tinygrad_attn.gradcheck import InputReport, compare_gradients, to_float64
 from tinygrad_attn.tensor import Tensor
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -146,22 +145,17 @@ class OpCheck:
     def describe(self) -> str:
         scope = f" in {self.op.scope!r}" if self.op.scope else ""
         verdict = "ok" if self.passed else "MISMATCH"
-        lines = [f"op {self.op.name!r}{scope} [{verdict}]", where_created(self.op)]
+        name = self.op.name or type(self.op).__name__
+        lines = [f"op {name!r}{scope} [{verdict}]", where_created(self.op)]
         lines += [f"  {r.describe()}" for r in self.inputs if not r.passed]
         return "\n".join(lines)
-
-
-def _float64_copy(t: Any) -> Any:
-    if isinstance(t, Tensor) and t.dtype.kind == "f":
-        return Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad, name=t.name)
-    return t
 
 
 def check_recorded_ops(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
                        atol: float = 1e-5, rtol: float = 1e-3) -> list[OpCheck]:
     """Run ``fn`` once in float64, then gradient-check every op it recorded on that op's
     own recorded inputs. Returns one :class:`OpCheck` per op, inputs before outputs."""
-    inputs = [_float64_copy(t) for t in inputs]
+    inputs = [to_float64(t) for t in inputs]
     with detect_anomaly():
         result = fn(*inputs)
     outputs = [t for t in (result if isinstance(result, (tuple, list)) else (result,))
@@ -193,22 +187,3 @@ def _check_op(op: Op, eps: float, atol: float, rtol: float) -> OpCheck:
     finally:
         random._generator = saved
     return OpCheck(op, reports)
-
-
-def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
-              atol: float = 1e-5, rtol: float = 1e-3) -> bool:
-    """``tinygrad_attn.gradcheck``; when it fails, the error also names the recorded ops
-    whose own backward disagrees with finite differences (see :func:`check_recorded_ops`).
-    """
-    try:
-        return _gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
-    except GradcheckError as err:
-        culprits = [c for c in check_recorded_ops(fn, inputs, eps, atol, rtol)
-                    if not c.passed]
-        if culprits:
-            detail = "\n".join(c.describe() for c in culprits)
-            note = f"ops whose backward disagrees with finite differences:\n{detail}"
-        else:
-            note = ("every recorded op passes on its own inputs: look at code that bypasses "
-                    "the ops (e.g. numpy on .data) or at non-differentiable points")
-        raise GradcheckError(f"{err}\n{note}") from None

@@ -41,7 +41,7 @@ def _outputs(result: Any) -> list[Tensor]:
     return [t for t in items if isinstance(t, Tensor) and t.dtype.kind == "f"]
 
 
-def _to_float64(t: Any) -> Any:
+def to_float64(t: Any) -> Any:
     """float64 tensors are checked in place; other float tensors as float64 copies."""
     if isinstance(t, Tensor) and t.dtype.kind == "f" and t.dtype != np.float64:
         return Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad, name=t.name)
@@ -53,7 +53,7 @@ def compare_gradients(fn: Callable[..., Any], inputs: Sequence[Any], eps: float 
                       seed: int = 0) -> list[InputReport]:
     """Per input that requires grad, the largest disagreement between the analytic
     gradient and central finite differences of a random projection of the outputs."""
-    inputs = [_to_float64(t) for t in inputs]
+    inputs = [to_float64(t) for t in inputs]
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
@@ -119,10 +119,25 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
     in place and restored; other float tensors are checked as float64 copies). ``fn``
     may return a tensor or a tuple of tensors. Returns True, or raises
     :class:`GradcheckError` listing, per input, the largest absolute and relative error
-    and where it occurred.
+    and where it occurred, and which recorded op's own backward is to blame.
     """
     reports = compare_gradients(fn, inputs, eps=eps, atol=atol, rtol=rtol)
     if all(r.passed for r in reports):
         return True
     lines = "\n  ".join(r.describe() for r in reports)
-    raise GradcheckError(f"gradcheck failed (atol={atol}, rtol={rtol}):\n  {lines}")
+    raise GradcheckError(f"gradcheck failed (atol={atol}, rtol={rtol}):\n  {lines}\n"
+                         f"{_blame_ops(fn, inputs, eps, atol, rtol)}")
+
+
+def _blame_ops(fn: Callable[..., Any], inputs: Sequence[Any], eps: float, atol: float,
+               rtol: float) -> str:
+    """Which recorded op's own backward disagrees with finite differences on the inputs
+    it recorded: narrows a failing composite function down to one op."""
+    from tinygrad_attn.anomaly import check_recorded_ops  # it builds on this module
+
+    culprits = [c for c in check_recorded_ops(fn, inputs, eps, atol, rtol) if not c.passed]
+    if not culprits:
+        return ("every recorded op passes on its own inputs: look at code that bypasses "
+                "the ops (numpy on .data, say) or at points where fn is not differentiable")
+    detail = "\n".join(c.describe() for c in culprits)
+    return f"ops whose backward disagrees with finite differences:\n{detail}"
