@@ -104,7 +104,9 @@ class LayerNorm(Op):
         out = self.xhat.reshape(x.shape)
         if weight is not None:
             out = out * weight
-        if bias is not None:
+            if bias is not None:
+                out += bias  # out is ours now: no second array
+        elif bias is not None:
             out = out + bias
         return out
 
@@ -212,8 +214,8 @@ class ScaledDotProductAttention(Op):
             raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape} and "
                              f"v {v.shape} must be (..., L, E), (..., S, E), (..., S, Ev)")
         self.scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-        scores = np.matmul(q, np.swapaxes(k, -1, -2))
-        scores *= np.asarray(self.scale, dtype=scores.dtype)
+        # Scale q, not the scores: (L, E) is a smaller array than (L, S) when S > E.
+        scores = np.matmul(q * np.asarray(self.scale, dtype=q.dtype), np.swapaxes(k, -1, -2))
         if is_causal:
             length, source = scores.shape[-2:]
             bool_mask = np.triu(np.ones((length, source), dtype=bool), k=1)
