@@ -33,6 +33,19 @@ def _dot_along(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
     return np.sum(a * b, axis=axis, keepdims=True)
 
 
+def _matmul_like(a: np.ndarray, b: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``a @ b``, written in the memory layout of ``like`` when the shapes agree.
+
+    Attention's q, k, v are usually heads split off a (batch, seq, embed) array by a
+    transpose; results laid out the same way make the transpose and reshape that merge
+    the heads (or pass gradients back to the projection) free views, not copies.
+    """
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    if shape != like.shape:
+        return np.matmul(a, b)
+    return np.matmul(a, b, out=np.empty_like(like, dtype=np.result_type(a, b)))
+
+
 def _check_axis(axis: int, ndim: int) -> None:
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"axis must be an int, got {axis!r}")
@@ -241,13 +254,13 @@ class ScaledDotProductAttention(Op):
         else:
             self.keep_scaled = None
         self.q, self.k, self.v = q, k, v
-        return np.matmul(self.dropped, v)
+        return _matmul_like(self.dropped, v, q)
 
     def backward(self, g: np.ndarray) -> Grads:
         need_q, need_k, need_v = self.needs_input_grad[:3]
         need_mask = len(self.needs_input_grad) > 3 and self.needs_input_grad[3]
         weights, scale = self.weights, self.scale
-        grad_v = np.matmul(np.swapaxes(self.dropped, -1, -2), g) if need_v else None
+        grad_v = _matmul_like(np.swapaxes(self.dropped, -1, -2), g, self.v) if need_v else None
         grad_q = grad_k = grad_scores = None
         if need_q or need_k or need_mask:
             grad_weights = np.matmul(g, np.swapaxes(self.v, -1, -2))
@@ -258,10 +271,10 @@ class ScaledDotProductAttention(Op):
             grad_scores = grad_weights
             grad_scores *= weights
             if need_q:
-                grad_q = np.matmul(grad_scores, self.k)
+                grad_q = _matmul_like(grad_scores, self.k, self.q)
                 grad_q *= np.asarray(scale, dtype=grad_q.dtype)
             if need_k:
-                grad_k = np.matmul(np.swapaxes(grad_scores, -1, -2), self.q)
+                grad_k = _matmul_like(np.swapaxes(grad_scores, -1, -2), self.q, self.k)
                 grad_k *= np.asarray(scale, dtype=grad_k.dtype)
         grads = (grad_q, grad_k, grad_v)
         return grads + (grad_scores,) if len(self.needs_input_grad) > 3 else grads
