@@ -30,6 +30,8 @@ _current_scope: str = ""
 # global read per op. When on: (on_record(op, params), on_backward(op, grad, input_grads)).
 _anomaly_hooks: Any = None
 
+_new_object = object.__new__  # ops define no __init__: skip the type call machinery
+
 # name -> Op subclass: the table the engine, gradcheck, the tests and the renderer read.
 OPS: dict[str, type[Op]] = {}
 
@@ -100,7 +102,7 @@ class Op:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op on tensors and, if any input wants a gradient, record it."""
-        op = cls.__new__(cls)
+        op = _new_object(cls)
         # The common arities are spelled out: this is the hot path of every op, and a
         # comprehension costs more than the numpy call on a small tensor.
         try:
