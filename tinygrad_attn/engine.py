@@ -53,7 +53,8 @@ def is_grad_enabled() -> bool:
 
 @contextlib.contextmanager
 def scope(path: str) -> Iterator[None]:
-    """Label every op recorded inside the block with a module path (used by nn.Module)."""
+    """Label every op recorded inside the block with a module path (nn.Module does the
+    same, inlined, around each call)."""
     global _current_scope
     previous, _current_scope = _current_scope, path
     try:
