@@ -57,11 +57,8 @@ def _is_parameter(t: Tensor) -> bool:
     return t._ctx is None and t.name is not None and t.requires_grad
 
 
-def _module_of(name: str) -> str:
-    return name.rsplit(".", 1)[0] if "." in name else ""
-
-
 def _parent(path: str) -> str:
+    """The enclosing module of a dotted path: a parameter's module, a module's parent."""
     return path.rsplit(".", 1)[0] if "." in path else ""
 
 
@@ -108,7 +105,7 @@ class _Builder:
     def scope(self, t: Tensor) -> str:
         if t._ctx is not None:
             return t._ctx.scope
-        return _module_of(t.name) if _is_parameter(t) else ""
+        return _parent(t.name) if _is_parameter(t) else ""
 
     def group(self, t: Tensor) -> str | None:
         """The collapsed module that swallows ``t``, or None if ``t`` is drawn itself."""
@@ -160,7 +157,7 @@ class _Builder:
         for leaf in self.leaves.values():
             if _is_parameter(leaf):
                 norm = self.replay.tensor_norms.get(id(leaf), 0.0)
-                for module in visit(_module_of(leaf.name)):
+                for module in visit(_parent(leaf.name)):
                     module.params += leaf.size
                     module.param_sq += norm * norm
         for node in self.order:
