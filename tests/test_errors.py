@@ -40,6 +40,8 @@ A = Tensor(np.ones((2, 3)), requires_grad=True)
      r"^scaled_dot_product_attention: q \(2, 3\), k \(2, 4\)"),
     (lambda: F.scaled_dot_product_attention(A, A, A, np.ones((2, 2), dtype=bool),
                                             is_causal=True), "not both"),
+    (lambda: F.self_attention(Tensor(np.ones((2, 3, 4)))),
+     r"^self_attention: qkv of shape \(2, 3, 4\)"),
     (lambda: F.dropout(A, 1.5), r"^dropout: .*1\.5"),
     (lambda: A.gelu("fast"), "approximate"),
 ])

@@ -158,3 +158,21 @@ def _same_values_and_grads(fused, composed, x1, x2, rng) -> None:
     composed.backward(seed)
     np.testing.assert_allclose(fused.data, composed.data, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(x1.grad, x2.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "causal"])
+def test_packed_self_attention_equals_attention_of_its_three_parts(mask_kind: str) -> None:
+    rng = np.random.default_rng(6)
+    packed = rng.standard_normal((3, 2, 2, 4, 3))
+    qkv = Tensor(packed, requires_grad=True)
+    q, k, v = (Tensor(packed[i], requires_grad=True) for i in range(3))
+    kwargs = {"none": {}, "bool": {"attn_mask": np.array([False, True, False, False])},
+              "causal": {"is_causal": True}}[mask_kind]
+    fused = F.self_attention(qkv, **kwargs)
+    separate = F.scaled_dot_product_attention(q, k, v, **kwargs)
+    seed = rng.standard_normal(fused.shape)
+    fused.backward(seed)
+    separate.backward(seed)
+    np.testing.assert_allclose(fused.data, separate.data, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(qkv.grad, np.stack([q.grad, k.grad, v.grad]), rtol=1e-12,
+                               atol=1e-14)

@@ -119,25 +119,33 @@ class MultiheadAttention(Module):
             attn_mask = np.triu(np.ones((length, source), dtype=bool), k=1)
         mask = merge_masks(attn_mask, key_padding_mask, batch, heads, length, source)
 
-        # Q = X W_Q, K = X W_K, V = X W_V: three slices of the stacked projection.
         w, b = self.in_proj_weight, self.in_proj_bias
-        q, k, v = (ops.linear(x, w[i * embed:(i + 1) * embed],
-                              None if b is None else b[i * embed:(i + 1) * embed])
-                   for i, x in enumerate((query, key, value)))
-        # Split the embedding into heads: (B, T, E) -> (B, H, T, E/H).
-        q, k, v = (t.reshape(batch, -1, heads, head_dim).transpose(1, 2) for t in (q, k, v))
         dropout_p = self.dropout if self.training else 0.0
-        if need_weights:
-            scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-1, -2)
-            if mask is not None:
-                scores = scores.masked_fill(mask, -np.inf) if mask.dtype == np.bool_ \
-                    else scores + mask
-            weights = ops.dropout(scores.softmax(-1), dropout_p, self.training)
-            heads_out = weights @ v
+        weights = None
+        if query is key and key is value and not need_weights:
+            # Self-attention: one product makes Q = X W_Q, K = X W_K and V = X W_V for
+            # every position; (B, T, 3E) -> (3, B, H, T, E/H) splits Q, K, V and heads.
+            qkv = ops.linear(query, w, b).reshape(batch, length, 3, heads, head_dim)
+            heads_out = ops.self_attention(qkv.permute(2, 0, 3, 1, 4), attn_mask=mask,
+                                           dropout_p=dropout_p)
         else:
-            weights = None
-            heads_out = ops.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                                         dropout_p=dropout_p)
+            # Q = X W_Q, K = X W_K, V = X W_V: three slices of the stacked projection.
+            q, k, v = (ops.linear(x, w[i * embed:(i + 1) * embed],
+                                  None if b is None else b[i * embed:(i + 1) * embed])
+                       for i, x in enumerate((query, key, value)))
+            # Split the embedding into heads: (B, T, E) -> (B, H, T, E/H).
+            q, k, v = (t.reshape(batch, -1, heads, head_dim).transpose(1, 2)
+                       for t in (q, k, v))
+            if need_weights:
+                scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-1, -2)
+                if mask is not None:
+                    scores = scores.masked_fill(mask, -np.inf) if mask.dtype == np.bool_ \
+                        else scores + mask
+                weights = ops.dropout(scores.softmax(-1), dropout_p, self.training)
+                heads_out = weights @ v
+            else:
+                heads_out = ops.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                             dropout_p=dropout_p)
         # Concatenate the heads back into one vector per position, then project.
         out = self.out_proj(heads_out.transpose(1, 2).reshape(batch, length, embed))
         if weights is not None and average_attn_weights:

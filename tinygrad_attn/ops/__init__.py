@@ -12,6 +12,7 @@ from tinygrad_attn.ops.nn import (
     layer_norm,
     log_softmax,
     scaled_dot_product_attention,
+    self_attention,
     softmax,
 )
 from tinygrad_attn.ops.shape import concat, stack
@@ -34,6 +35,6 @@ def add(a: Tensor, b: Tensor) -> Tensor:
 __all__ = [
     "add", "concat", "cross_entropy", "dropout", "elementwise", "gelu", "layer_norm",
     "linalg", "linear", "log_softmax", "matmul", "nn", "reduce", "residual",
-    "scaled_dot_product_attention",
+    "scaled_dot_product_attention", "self_attention",
     "shape", "softmax", "stack",
 ]

@@ -240,4 +240,15 @@ SAMPLES: dict[str, list[Case]] = {
              _randn(2, 4, 3), _randn(2, 4, 3), _randn(2, 4, 3)),
         case("dropout", _sdpa_dropout, _randn(2, 3, 4), _randn(2, 3, 4), _randn(2, 3, 4)),
     ],
+    "self_attention": [
+        case("(3,2,4,3) packed", F.self_attention, _randn(3, 2, 4, 3)),
+        case("(3,2,2,4,3) heads, boolean padding mask",
+             lambda qkv: F.self_attention(qkv, _padding[:, None, None, :]), _randn(3, 2, 2, 4, 3)),
+        case("float mask with grad", lambda qkv, m: F.self_attention(qkv, attn_mask=m),
+             _randn(3, 2, 4, 3), _randn(4, 4)),
+        case("causal", lambda qkv: F.self_attention(qkv, is_causal=True), _randn(3, 1, 5, 2)),
+        case("packed by a permute, as MultiheadAttention does",
+             lambda x: F.self_attention(x.reshape(2, 4, 3, 2, 3).permute(2, 0, 3, 1, 4)),
+             _randn(2, 4, 18)),
+    ],
 }

@@ -1,10 +1,11 @@
 """Attention views: each head's weights as a heatmap with token labels, optionally beside
 the gradient of the loss with respect to those weights.
 
-The weights are read from the graph: every ``scaled_dot_product_attention`` op keeps its
-softmax weights (``op.weights``, shape (batch, heads, L, S)). The gradient with respect
-to them is ``dL/dW = dL/dout @ V^T`` (times the dropout mask, if any), where ``dL/dout``
-comes from replaying the backward pass.
+The weights are read from the graph: every attention op (``scaled_dot_product_attention``
+and the packed ``self_attention``) keeps its softmax weights (``op.weights``, shape
+(batch, heads, L, S)). The gradient with respect to them is ``dL/dW = dL/dout @ V^T``
+(times the dropout mask, if any), where ``dL/dout`` comes from replaying the backward
+pass.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from tinygrad_attn.engine import toposort
+from tinygrad_attn.ops.nn import ScaledDotProductAttention
 from tinygrad_attn.tensor import Tensor
 from tinygrad_attn.viz.replay import replay
 from tinygrad_attn.viz.style import save_figure
-
-ATTENTION_OP = "scaled_dot_product_attention"
 
 
 @dataclass
@@ -42,7 +42,8 @@ def attention_records(root: Tensor) -> list[AttentionRecord]:
     if not isinstance(root, Tensor):
         raise TypeError(f"attention_records: root must be a Tensor, got "
                         f"{type(root).__name__}")
-    nodes = [n for n in toposort(root) if n._ctx.name == ATTENTION_OP] if root._ctx else []
+    nodes = [n for n in toposort(root)
+             if isinstance(n._ctx, ScaledDotProductAttention)] if root._ctx else []
     rep = replay(root, keep={id(n) for n in nodes})
     records = []
     for node in nodes:
