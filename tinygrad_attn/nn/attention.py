@@ -103,7 +103,10 @@ class MultiheadAttention(Module):
                 is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
         unbatched = query.ndim == 2
         if unbatched:
+            self_attention = query is key and key is value
             query, key, value = (t.reshape(1, *t.shape) for t in (query, key, value))
+            if self_attention:  # keep them one tensor: the fused path checks identity
+                key = value = query
             key_padding_mask = None if key_padding_mask is None else _array(
                 key_padding_mask)[None]
         if query.ndim != 3 or query.shape[-1] != self.embed_dim or key.shape != value.shape \
