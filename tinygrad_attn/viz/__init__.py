@@ -8,8 +8,10 @@ step-by-step walk through the backward pass.
   heatmaps, beside the gradient of the loss with respect to them.
 - :func:`backward_stepper`: SVG frames of the backward pass and an HTML page that steps
   through them with the arrow keys.
-- :func:`layer_input_grad_norms`, :func:`draw_gradient_flow`, :func:`residual_story`:
-  how much gradient reaches each layer, with and without residual connections.
+- :func:`layer_input_grad_norms`, :func:`draw_gradient_flow`, :func:`token_similarity`,
+  :func:`draw_token_similarity`, :func:`residual_story`: how much gradient reaches each
+  layer, and how much of the sequence's information survives it, with and without
+  residual connections.
 - :func:`write_all`: all of it for one loss, in one folder.
 """
 
@@ -17,7 +19,13 @@ from __future__ import annotations
 
 from tinygrad_attn.viz.attention import AttentionRecord, attention_records, draw_attention
 from tinygrad_attn.viz.files import write_all
-from tinygrad_attn.viz.flow import draw_gradient_flow, layer_input_grad_norms, residual_story
+from tinygrad_attn.viz.flow import (
+    draw_gradient_flow,
+    draw_token_similarity,
+    layer_input_grad_norms,
+    residual_story,
+    token_similarity,
+)
 from tinygrad_attn.viz.graph import GradGraph, draw_graph
 from tinygrad_attn.viz.render import RendererNotFoundError, find_renderer
 from tinygrad_attn.viz.replay import Replay, replay
@@ -26,5 +34,6 @@ from tinygrad_attn.viz.stepper import backward_stepper
 __all__ = [
     "AttentionRecord", "GradGraph", "Replay", "RendererNotFoundError", "attention_records",
     "backward_stepper", "draw_attention", "draw_gradient_flow", "draw_graph",
-    "find_renderer", "layer_input_grad_norms", "replay", "residual_story", "write_all",
+    "draw_token_similarity", "find_renderer", "layer_input_grad_norms", "replay",
+    "residual_story", "token_similarity", "write_all",
 ]

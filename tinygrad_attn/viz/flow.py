@@ -62,23 +62,66 @@ def draw_gradient_flow(series: Mapping[str, list[float]],
                        title: str = "Gradient norm reaching each layer's input") -> Any:
     """A log-scale line chart, last layer (nearest the loss) on the left, first on the
     right, one line per model. Writes ``path.svg`` and ``path.png`` when given."""
+    return _layer_chart(series, path, title, "\u2016dL/d(layer input)\u2016",
+                        "\u2190 nearer the loss          layer whose input is measured"
+                        "          nearer the data \u2192", from_loss=True)
+
+
+def token_similarity(encoder: Any, x: Tensor) -> list[float]:
+    """How alike the positions' vectors are after each layer of ``encoder.layers``: the
+    mean cosine similarity over all pairs of positions, averaged over the batch.
+
+    Near 0 the tokens still carry their own information; at 1 every position holds the
+    same vector, and the sequence's information is gone.
+    """
+    from tinygrad_attn.engine import no_grad
+
+    similarities = []
+    with no_grad():
+        for layer in encoder.layers:
+            x = layer(x)
+            unit = x.data / np.linalg.norm(x.data, axis=-1, keepdims=True)
+            cosines = unit @ np.swapaxes(unit, -1, -2)  # (batch, T, T)
+            length = cosines.shape[-1]
+            off_diagonal = cosines.sum(axis=(-2, -1)) - np.trace(cosines, axis1=-2, axis2=-1)
+            similarities.append(float(np.mean(off_diagonal) / (length * (length - 1))))
+    return similarities
+
+
+def draw_token_similarity(series: Mapping[str, list[float]],
+                          path: str | os.PathLike[str] | None = None,
+                          title: str = "How alike the tokens become, layer by layer") -> Any:
+    """A line chart of :func:`token_similarity` per model, first layer on the left.
+    Writes ``path.svg`` and ``path.png`` when given."""
+    return _layer_chart(series, path, title, "mean cosine between positions",
+                        "layer whose output is measured          nearer the output \u2192",
+                        from_loss=False)
+
+
+def _layer_chart(series: Mapping[str, list[float]], path: str | os.PathLike[str] | None,
+                 title: str, ylabel: str, xlabel: str, from_loss: bool) -> Any:
+    """One line per model over the layers: log scale from the loss side (gradients), or
+    linear from the data side (similarities)."""
     from matplotlib.figure import Figure
 
     if not series:
-        raise ValueError("draw_gradient_flow: no series to draw")
+        raise ValueError(f"{title}: no series to draw")
     fig = Figure(figsize=(7.5, 4.2), layout="constrained")
     ax = fig.subplots()
     markers = "osD^v"
-    for index, (label, norms) in enumerate(series.items()):
-        layers = len(norms)
-        distance = np.arange(layers)  # 0: the last layer, nearest the loss
-        values = np.asarray(norms[::-1], dtype=float)
-        ax.plot(distance, values, marker=markers[index % len(markers)], label=label)
-        ax.set_xticks(distance, [f"layer {layers - 1 - d}" for d in distance])
-    ax.set_yscale("log")
-    ax.set_xlabel("\u2190 nearer the loss          layer whose input is measured          "
-                  "nearer the data \u2192", fontsize=9)
-    ax.set_ylabel("\u2016dL/d(layer input)\u2016")
+    for index, (label, values) in enumerate(series.items()):
+        layers = len(values)
+        position = np.arange(layers)
+        ordered = np.asarray(values[::-1] if from_loss else values, dtype=float)
+        ax.plot(position, ordered, marker=markers[index % len(markers)], label=label)
+        ax.set_xticks(position, [f"layer {layers - 1 - p if from_loss else p}"
+                                 for p in position])
+    if from_loss:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -121,9 +164,11 @@ def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,
                    graphs: tuple[str, ...] = MODELS, collapse_depth: int | None = 2,
                    seed: int = 0) -> dict[str, Any]:
     """Build the three encoders with the same weights, run one batch, backpropagate, and
-    write each model's graph and the gradient-flow chart into ``out_dir``.
+    write each model's graph, the gradient-flow chart and the token-similarity chart (how
+    much of the sequence's information survives each layer) into ``out_dir``.
 
-    Returns {"norms": {model: [norm per layer]}, "files": [paths written]}.
+    Returns {"norms": {model: [gradient norm per layer]}, "similarity": {model: [mean
+    cosine between positions per layer]}, "files": [paths written]}.
     """
     from tinygrad_attn import random
     from tinygrad_attn.viz.graph import draw_graph
@@ -141,10 +186,12 @@ def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,
     batch = rng.standard_normal((4, 8, 32)).astype(np.float32)
     projection = rng.standard_normal((4, 8, 32)).astype(np.float32)
     norms: dict[str, list[float]] = {}
+    similarity: dict[str, list[float]] = {}
     files: list[Path] = []
     for kind in MODELS:
         model = first if kind == MODELS[0] else build_encoder(kind, layers)
         model.load_state_dict(weights)
+        similarity[kind] = token_similarity(model, Tensor(batch))
         x = Tensor(batch.copy(), requires_grad=True)
         loss = (model(x) * Tensor(projection)).mean()
         loss.backward()
@@ -157,8 +204,11 @@ def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,
             files += list(graph.write(out / name).values())
     draw_gradient_flow(norms, out / "gradient_flow",
                        title=f"Gradient norm reaching each layer's input ({layers} layers)")
-    files += [out / "gradient_flow.svg", out / "gradient_flow.png"]
-    return {"norms": norms, "files": files}
+    draw_token_similarity(similarity, out / "token_similarity",
+                          title=f"How alike the tokens become ({layers} layers)")
+    files += [out / "gradient_flow.svg", out / "gradient_flow.png",
+              out / "token_similarity.svg", out / "token_similarity.png"]
+    return {"norms": norms, "similarity": similarity, "files": files}
 
 
 def main(layers: int, norm: str, depth: int, out_dir: str) -> int:
@@ -175,6 +225,12 @@ def main(layers: int, norm: str, depth: int, out_dir: str) -> int:
     print(f"{'layer':>6} " + " ".join(f"{kind:>12}" for kind in MODELS))
     for i in reversed(range(layers)):
         row = " ".join(f"{result['norms'][kind][i]:>12.4g}" for kind in MODELS)
+        print(f"{i:>6} {row}")
+    print("\nHow alike the tokens are after each layer (mean cosine between positions; "
+          "1 = every position holds the same vector)")
+    print(f"{'layer':>6} " + " ".join(f"{kind:>12}" for kind in MODELS))
+    for i in range(layers):
+        row = " ".join(f"{result['similarity'][kind][i]:>12.3f}" for kind in MODELS)
         print(f"{i:>6} {row}")
     print("wrote:")
     for path in result["files"]:
