@@ -80,8 +80,6 @@ class Op:
     """
 
     name: ClassVar[str] = ""
-    # Ops whose output is not differentiable (comparisons) never record a graph.
-    differentiable: ClassVar[bool] = True
 
     inputs: tuple[Tensor, ...]
     needs_input_grad: tuple[bool, ...]
@@ -120,7 +118,7 @@ class Op:
         except (ValueError, TypeError) as err:
             raise _op_error(cls.name, err, inputs) from None
         result = _Tensor(out)
-        if True in needs and _grad_enabled and cls.differentiable:
+        if True in needs and _grad_enabled:
             op.inputs = inputs
             op.needs_input_grad = needs
             op.scope = _current_scope

@@ -44,7 +44,8 @@ class Optimizer:
         return ready
 
     def step(self) -> None:
-        raise NotImplementedError
+        """Update every parameter that has a gradient (each optimizer defines its rule)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update rule")
 
 
 class SGD(Optimizer):
