@@ -22,7 +22,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_backward_seed",
-                 "__weakref__")
+                 "_versions", "__weakref__")
     # Let numpy hand `array * tensor` to Tensor.__rmul__ instead of looping itself.
     __array_ufunc__ = None
 
@@ -47,6 +47,7 @@ class Tensor:
         self._ctx: engine.Op | None = None
         self.name = name
         self._backward_seed: np.ndarray | None = None
+        self._versions = [0]
         if requires_grad:
             self.requires_grad_()
 
@@ -60,6 +61,7 @@ class Tensor:
         t._ctx = None
         t.name = None
         t._backward_seed = None
+        t._versions = [0]
         return t
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -69,6 +71,17 @@ class Tensor:
                             f"{self.data.shape}")
         self.requires_grad = requires_grad
         return self
+
+    # ---- in-place changes ----
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's data has seen (PyTorch's counter)."""
+        return self._versions[0]
+
+    def _bump_version(self) -> None:
+        """Record an in-place change of ``data``: every writer into a tensor's array calls
+        this, so a backward pass through an op that saved the old values can refuse."""
+        self._versions[0] += 1
 
     # ---- array facts ----
     @property
