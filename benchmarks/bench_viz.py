@@ -23,7 +23,7 @@ def encoder_loss(layers: int) -> ta.Tensor:
     x = ta.Tensor(rng.standard_normal((4, 8, 32)).astype(np.float32), requires_grad=True)
     out = model(x)
     loss = (out * ta.Tensor(rng.standard_normal(out.shape).astype(np.float32))).mean()
-    loss.backward()
+    loss.backward(retain_graph=True)
     return loss
 
 

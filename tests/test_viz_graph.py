@@ -37,7 +37,7 @@ def _encoder_loss(layers: int, norm_first: bool = False) -> ta.Tensor:
     model = _encoder(layers, norm_first).double()
     out = model(x)
     loss = (out * ta.Tensor(rng.standard_normal(out.shape))).mean()
-    loss.backward()
+    loss.backward(retain_graph=True)
     return loss
 
 
@@ -48,7 +48,7 @@ def test_square_has_two_edges_each_with_its_own_gradient():
     assert len(_edges(before)) == 2
     assert "label=" not in "".join(_edges(before))
     assert "before backward" in before
-    y.backward(np.ones(3))
+    y.backward(np.ones(3), retain_graph=True)
     after = viz.draw_graph(y).source
     edges = _edges(after)
     assert len(edges) == 2 and all(e.startswith("n0 -> n1") for e in edges)
@@ -63,7 +63,7 @@ def test_replay_does_not_touch_grads_and_matches_backward():
     x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
     w = ta.Tensor(np.array([2.0, 3.0]), requires_grad=True)
     loss = ((x * w).tanh() * x).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     grads = x.grad.copy(), w.grad.copy()
     rep = viz.replay(loss)
     viz.draw_graph(loss)
@@ -77,7 +77,7 @@ def test_broadcast_edge_gradient_is_reduced_to_the_input_shape():
     a = ta.Tensor(np.ones((3, 4)), requires_grad=True)
     b = ta.Tensor(np.ones(4), requires_grad=True)
     loss = (a + b).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     rep = viz.replay(loss)
     add = loss._ctx.inputs[0]
     assert rep.edge_norms[(id(add), 0)] == pytest.approx(np.sqrt(12))
@@ -122,7 +122,7 @@ def test_residual_split_values():
     x = ta.Tensor(np.array([0.3, -0.7]), requires_grad=True)
     skip = x * 2.0
     out = ops.residual(skip, skip.tanh())
-    out.backward(np.array([1.0, 1.0]))
+    out.backward(np.array([1.0, 1.0]), retain_graph=True)
     source = viz.draw_graph(out).source
     g_branch = 1 - np.tanh(skip.data) ** 2  # back through tanh to the fork
     expected = f"{style.fmt_norm(np.sqrt(2))} : {style.fmt_norm(np.linalg.norm(g_branch))}"
@@ -160,13 +160,13 @@ def test_nan_and_inf_edges_are_red_and_zero_edges_grey():
     x = ta.Tensor(np.array([0.0, 1.0]), requires_grad=True)
     y = x.sqrt().sum()
     with np.errstate(divide="ignore"):
-        y.backward()
+        y.backward(retain_graph=True)
     source = viz.draw_graph(y).source
     x_edge = [e for e in _edges(source) if e.startswith("n0 ->")][0]
     assert f'color="{style.NONFINITE}"' in x_edge and "Inf" in x_edge
     z = ta.Tensor(np.array([-1.0, -2.0]), requires_grad=True)
     r = z.relu().sum()
-    r.backward()
+    r.backward(retain_graph=True)
     edge = [e for e in _edges(viz.draw_graph(r).source) if e.startswith("n0 ->")][0]
     assert f'color="{style.ZERO}"' in edge and 'label=" 0 "' in edge
 
@@ -175,7 +175,7 @@ def test_pen_width_grows_with_the_gradient():
     a = ta.Tensor(np.ones(3), requires_grad=True)
     b = ta.Tensor(np.ones(3), requires_grad=True)
     loss = (a * 100.0 + b * 0.01).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     source = viz.draw_graph(loss).source
     widths = {}
     for edge in _edges(source):

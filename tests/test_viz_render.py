@@ -20,7 +20,7 @@ def _small_loss() -> tuple[ta.Tensor, ta.Tensor]:
     x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True, name="x")
     w = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True, name="w")
     loss = ((x * w).tanh() * x).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     return loss, x
 
 
@@ -31,7 +31,7 @@ def _encoder_loss() -> ta.Tensor:
     model = nn.TransformerEncoder(layer, 2)
     out = model(ta.Tensor(rng.standard_normal((2, 5, 8)).astype(np.float32)))
     loss = (out * ta.Tensor(rng.standard_normal(out.shape).astype(np.float32))).mean()
-    loss.backward()
+    loss.backward(retain_graph=True)
     return loss
 
 
@@ -73,7 +73,7 @@ def test_attention_records_and_their_gradient():
                for _ in range(3))
     cotangent = rng.standard_normal((1, 2, 3, 4))
     loss = (ops.scaled_dot_product_attention(q, k, v) * ta.Tensor(cotangent)).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     (record,) = viz.attention_records(loss)
     weights = np.exp(q.data @ np.swapaxes(k.data, -1, -2) / 2.0)
     weights /= weights.sum(-1, keepdims=True)
@@ -126,7 +126,7 @@ def test_layer_input_grad_norms_match_backward():
     model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0), 3)
     x = ta.Tensor(rng.standard_normal((2, 4, 8)), requires_grad=True)
     loss = (model(x) * 0.5).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     norms = viz.layer_input_grad_norms(loss)
     assert len(norms) == 3
     assert norms[0] == pytest.approx(np.linalg.norm(x.grad))
@@ -168,7 +168,7 @@ def test_collapsed_six_layer_graph_renders_within_budget(tmp_path):
     model = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0), 6)
     x = np.random.default_rng(0).standard_normal((2, 5, 16)).astype(np.float32)
     out = model(ta.Tensor(x, requires_grad=True))
-    out.backward(np.full(out.shape, 0.5, dtype=np.float32))
+    out.backward(np.full(out.shape, 0.5, dtype=np.float32), retain_graph=True)
     start = time.perf_counter()
     paths = viz.draw_graph(out, collapse_depth=2).write(tmp_path / "g6")
     assert time.perf_counter() - start < 5.0

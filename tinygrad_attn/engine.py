@@ -1,4 +1,4 @@
-"""The autograd engine: the Op base class, grad mode, and the backward pass.
+"""The autograd engine: grad mode, the Op base class, and the backward pass.
 
 Every differentiable operation is a subclass of :class:`Op` with a ``forward`` that maps
 numpy arrays to a numpy array and a ``backward`` that maps the gradient at the output's
@@ -8,14 +8,18 @@ input's shape, so ops never have to think about broadcasting in their backward.
 The graph an op records is what a renderer walks: ``tensor._ctx`` is the Op that made the
 tensor, ``op.inputs`` the tensors it read, ``op.name`` its name, ``op.scope`` the module
 path of the call that ran it. Leaves carry ``tensor.name`` (modules set their parameter
-paths there).
+paths there). ``backward()`` frees what the ops saved, and the edges, unless asked to
+retain the graph; a freed op has ``op.inputs is None``.
+
+This module imports nothing of the package: ops build on it, and tensors on the ops.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+import functools
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -35,16 +39,75 @@ _new_object = object.__new__  # ops define no __init__: skip the type call machi
 # name -> Op subclass: the table the engine, gradcheck, the tests and the renderer read.
 OPS: dict[str, type[Op]] = {}
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+Axis = int | tuple[int, ...] | None
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Inside this block operations record no graph (and cost no bookkeeping)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+
+class Node:
+    """A value in the graph. ``Tensor`` derives from it; the ops, which come before the
+    tensor in the import order, recognise tensors among their arguments by it."""
+
+    __slots__ = ()
+
+
+def array_of(value: Any) -> np.ndarray:
+    """The array behind a tensor; anything else (a mask, a target, an index given as an
+    array or a list) as an array."""
+    return value.data if isinstance(value, Node) else np.asarray(value)
+
+
+class _GradMode:
+    """A context manager and decorator that sets grad mode for its block (PyTorch's
+    ``no_grad``, ``enable_grad`` and ``set_grad_enabled`` are instances of this)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = bool(enabled)
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
+
+    def __call__(self, fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)(self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_GradMode):  # noqa: N801 (PyTorch's name)
+    """Inside this block (or decorated function) operations record no graph."""
+
+    def __init__(self) -> None:
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    """Inside this block (or decorated function) operations record the graph again."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801
+    """Turn graph recording on or off: now (as a call) or for a block (as a context)."""
+
+    def __init__(self, mode: bool) -> None:
+        global _grad_enabled
+        super().__init__(mode)
+        # As a plain call it takes effect at once, as PyTorch's; __enter__ then only
+        # remembers what to restore.
+        self._before_call = _grad_enabled
+        _grad_enabled = self.enabled
+
+    def __enter__(self) -> None:
+        self._previous.append(self._before_call)
 
 
 def is_grad_enabled() -> bool:
@@ -53,8 +116,7 @@ def is_grad_enabled() -> bool:
 
 @contextlib.contextmanager
 def scope(path: str) -> Iterator[None]:
-    """Label every op recorded inside the block with a module path (nn.Module does the
-    same, inlined, around each call)."""
+    """Label every op recorded inside the block with a module path (pictures read it)."""
     global _current_scope
     previous, _current_scope = _current_scope, path
     try:
@@ -76,12 +138,22 @@ class Op:
       backward needs (keep it to the cheapest thing: the output, a mask, a shape);
     - ``backward(self, grad) -> tuple``: one gradient (or None) per input, each at the
       shape the op broadcast that input to. ``self.needs_input_grad`` says which inputs
-      want one, so the others can be skipped.
+      want one, so the others can be skipped. ``backward`` never writes into ``grad``:
+      the same array may be another op's gradient too.
+
+    Class flags tell the engine what the saved values depend on: ``saves_inputs`` (the
+    backward reads its inputs' values: an in-place change of an input after the forward
+    pass makes backward refuse), ``saves_output`` (likewise for the output's values) and
+    ``is_view`` (the output shares its first input's memory, so both share one version
+    counter, as PyTorch's views do).
     """
 
     name: ClassVar[str] = ""
+    saves_inputs: ClassVar[bool] = True
+    saves_output: ClassVar[bool] = False
+    is_view: ClassVar[bool] = False
 
-    inputs: tuple[Tensor, ...]
+    inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
     scope: str
 
@@ -117,19 +189,56 @@ class Op:
                 needs = tuple([t.requires_grad for t in inputs])
         except (ValueError, TypeError) as err:
             raise _op_error(cls.name, err, inputs) from None
-        result = _Tensor(out)
+        if type(out) is not np.ndarray:  # numpy reductions return scalars for 0-d
+            out = np.asarray(out)
+        # Every op has an input, and its _wrap makes a plain library tensor: reaching the
+        # constructor through it keeps this module free of a tensor import.
+        result = inputs[0]._wrap(out)
+        if cls.is_view:
+            result._versions = inputs[0]._versions
         if True in needs and _grad_enabled:
             op.inputs = inputs
             op.needs_input_grad = needs
             op.scope = _current_scope
+            if cls.saves_inputs:
+                op.input_versions = tuple([t._versions[0] for t in inputs])
+            if cls.saves_output:
+                op.output_version = (result._versions, result._versions[0])
             result.requires_grad = True
             result._ctx = op
             if _anomaly_hooks is not None:  # detect_anomaly: remember the call site
                 _anomaly_hooks[0](op, params)
         return result
 
+    def check_saved_versions(self) -> None:
+        """Refuse to run backward on values that were changed in place after forward."""
+        if self.saves_inputs:
+            for position, (t, seen) in enumerate(zip(self.inputs, self.input_versions)):
+                if t._versions[0] != seen:
+                    raise _modified_error(self, f"input {position}", t.data, seen,
+                                          t._versions[0])
+        if self.saves_output:
+            cell, seen = self.output_version
+            if cell[0] != seen:
+                raise _modified_error(self, "its output", None, seen, cell[0])
+
+    def free(self) -> None:
+        """Drop the saved values and the edges: backward through this op is done."""
+        self.__dict__.clear()
+        self.inputs = None
+
     def __repr__(self) -> str:
         return f"<{self.name} op>"
+
+
+def _modified_error(op: Op, what: str, data: np.ndarray | None, seen: int,
+                    now: int) -> RuntimeError:
+    shape = f" of shape {data.shape}" if data is not None else ""
+    return RuntimeError(
+        f"backward: one of the tensors needed for gradient computation has been modified "
+        f"by an in-place operation: {what} of {op.name!r}{shape} is at version {now}; "
+        f"expected version {seen} instead. Change it out of place, or run the forward "
+        f"pass again after changing it")
 
 
 def _op_error(name: str, err: Exception, inputs: tuple[Tensor, ...]) -> Exception:
@@ -152,23 +261,39 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
+    if type(grad) is not np.ndarray:
+        grad = np.asarray(grad)
     return grad
+
+
+_FREED = ("backward: trying to backward through the graph a second time (or to read "
+          "values it saved after they were freed): {what} was freed by an earlier "
+          "backward(). Pass retain_graph=True to that first backward() if you need to run "
+          "backward twice or to draw the gradients afterwards")
 
 
 def toposort(root: Tensor) -> list[Tensor]:
     """Tensors that ``root`` depends on through recorded ops, inputs before outputs.
 
-    Iterative depth-first post-order: graphs of any depth, no recursion limit.
+    Iterative depth-first post-order: graphs of any depth, no recursion limit. Raises
+    RuntimeError if the walk reaches an op that an earlier backward() freed.
     """
     order: list[Tensor] = []
     seen = {root}  # tensors hash by identity
+    if root._ctx.inputs is None:
+        raise RuntimeError(_FREED.format(what=f"the graph of this {root._ctx.name!r} "
+                                              f"output"))
     stack = [(root, iter(root._ctx.inputs))]
     while stack:
         node, parents = stack[-1]
         for parent in parents:
-            if parent._ctx is not None and parent not in seen:
+            ctx = parent._ctx
+            if ctx is not None and parent not in seen:
+                if ctx.inputs is None:
+                    raise RuntimeError(_FREED.format(what=f"the {ctx.name!r} op that made "
+                                                          f"a tensor of shape {parent.shape}"))
                 seen.add(parent)
-                stack.append((parent, iter(parent._ctx.inputs)))
+                stack.append((parent, iter(ctx.inputs)))
                 break
         else:  # every parent is done: the node can follow them
             stack.pop()
@@ -176,57 +301,60 @@ def toposort(root: Tensor) -> list[Tensor]:
     return order
 
 
-def backward(root: Tensor, seed: np.ndarray) -> None:
+def backward(root: Tensor, seed: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``seed`` (d loss / d root) to every leaf that requires grad.
 
-    Gradients of intermediate tensors live in a dict only until their op's backward has
-    run; leaves accumulate into ``.grad``. The graph itself is left in place for drawing.
+    Pending gradients live in a dict until their op's backward has run; leaves receive
+    theirs once, at the end, into ``.grad`` (added to what is there). Unless
+    ``retain_graph``, each op's saved values are freed as soon as its backward has run.
     """
-    if root._ctx is None:
-        _accumulate_leaf(root, seed, shared=True)
-        return
-    grads: dict[Tensor, np.ndarray] = {root: seed}
-    # Arrays that may be referenced from more than one place (the seed, an array an op
-    # passed through unchanged): never add into them in place, copy before keeping.
-    handed_out: set[int] = {id(seed)}
-    # Arrays the engine allocated itself while summing: safe to add into in place.
-    owned: set[int] = set()
-    for node in reversed(toposort(root)):
-        grad = grads.pop(node, None)
-        if grad is None:
-            continue
+    order = toposort(root) if root._ctx is not None else []
+    pending: dict[Tensor, np.ndarray] = {root: seed}
+    # Invariant: a pending gradient may be added into in place only if the engine
+    # allocated it in this pass (the sum of two contributions) and handed it to no one
+    # else; those tensors are in `owned`. Every other pending array (the seed, or what an
+    # op's backward returned, which may alias its incoming gradient or another input's)
+    # is only ever read.
+    owned: set[Tensor] = set()
+    hooks = _anomaly_hooks
+    for node in reversed(order):
         op = node._ctx
+        grad = pending.pop(node, None)
+        if grad is None:  # no gradient reached this op (its output fed nothing needed)
+            if not retain_graph:
+                op.free()
+            continue
+        owned.discard(node)
+        op.check_saved_versions()
         input_grads = op.backward(grad)
-        if _anomaly_hooks is not None:  # detect_anomaly: raise on a NaN/Inf gradient
-            _anomaly_hooks[1](op, grad, input_grads)
-        for inp, g in zip(op.inputs, input_grads):
+        if hooks is not None:  # detect_anomaly: raise on a NaN/Inf gradient
+            hooks[1](op, grad, input_grads)
+        inputs = op.inputs
+        if not retain_graph:
+            op.free()
+        for inp, g in zip(inputs, input_grads):
             if g is None or not inp.requires_grad:
                 continue
             if g.shape != inp.data.shape:
                 g = unbroadcast(g, inp.data.shape)
-            if inp._ctx is None:
-                if g.dtype != inp.data.dtype:
-                    g = g.astype(inp.data.dtype)
-                _accumulate_leaf(inp, g, shared=id(g) in handed_out or g.base is not None)
-                handed_out.add(id(g))
-                continue
-            previous = grads.get(inp)
+            elif type(g) is not np.ndarray:
+                g = np.asarray(g)
+            if g.dtype != inp.data.dtype:
+                g = g.astype(inp.data.dtype)
+            previous = pending.get(inp)
             if previous is None:
-                grads[inp] = g
-                handed_out.add(id(g))
-            elif id(previous) in owned:
+                pending[inp] = g
+            elif inp in owned:
                 previous += g
             else:
                 total = previous + g
-                owned.add(id(total))
-                grads[inp] = total
-
-
-def _accumulate_leaf(leaf: Tensor, grad: np.ndarray, shared: bool) -> None:
-    if leaf.grad is None:
-        leaf.grad = grad.copy() if shared else grad
-    else:
-        leaf.grad += grad
-
-
-_Tensor: Any = None  # bound by tinygrad_attn.tensor (it imports this module first)
+                # numpy returns a scalar for 0-d operands: keep an array we can add into
+                pending[inp] = total if type(total) is np.ndarray else np.asarray(total)
+                owned.add(inp)
+    # What is left is the leaves' gradients (every recorded tensor was popped above).
+    for leaf, g in pending.items():
+        if leaf.grad is None:
+            # A leaf keeps an array no one else holds: ours, or a copy.
+            leaf.grad = g if leaf in owned else g.copy()
+        else:
+            leaf.grad += g

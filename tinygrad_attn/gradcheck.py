@@ -75,8 +75,8 @@ def compare_gradients(fn: Callable[..., Any], inputs: Sequence[Any], eps: float 
         for i in checked:
             inputs[i].grad = None
         for out, cotangent in zip(outputs, cotangents):
-            if out.requires_grad:
-                out.backward(cotangent)
+            if out.requires_grad:  # outputs may share a graph: keep it for the next one
+                out.backward(cotangent, retain_graph=True)
         reports = []
         for position in checked:
             tensor = inputs[position]

@@ -8,12 +8,20 @@ from typing import Any
 import numpy as np
 
 from tinygrad_attn import engine
+from tinygrad_attn.engine import Axis, Node
+from tinygrad_attn.ops import elementwise as _ew
+from tinygrad_attn.ops import linalg as _linalg
+from tinygrad_attn.ops import norm as _norm
+from tinygrad_attn.ops import reduce as _reduce
+from tinygrad_attn.ops import shape as _shape
 
-Axis = int | tuple[int, ...] | None
 ArrayLike = Any  # numpy arrays, Python numbers and nested lists, Tensors
 
 
-class Tensor:
+_new_tensor = object.__new__
+
+
+class Tensor(Node):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     ``Tensor(np_array)`` keeps the array (and its dtype) without copying; Python numbers
@@ -51,10 +59,11 @@ class Tensor:
         if requires_grad:
             self.requires_grad_()
 
-    @classmethod
-    def _wrap(cls, array: np.ndarray) -> Tensor:
-        """Wrap an op's output without the constructor's checks (the hot path)."""
-        t = object.__new__(cls)
+    @staticmethod
+    def _wrap(array: np.ndarray) -> Tensor:
+        """Wrap an op's output without the constructor's checks (the hot path); always a
+        plain Tensor, also when reached through a subclass such as a Parameter."""
+        t = _new_tensor(Tensor)
         t.data = array
         t.grad = None
         t.requires_grad = False
@@ -132,28 +141,35 @@ class Tensor:
     __hash__ = object.__hash__  # == is elementwise, so hash by identity
 
     # ---- autograd ----
-    def backward(self, gradient: ArrayLike | None = None) -> None:
+    def backward(self, gradient: ArrayLike | None = None,
+                 retain_graph: bool | None = None) -> None:
         """Accumulate d self / d leaf into every leaf's ``.grad``.
 
         A one-element tensor is seeded with 1; any other needs ``gradient`` of its shape.
+        The values the graph saved for backward are freed as it runs, unless
+        ``retain_graph=True`` (needed to call backward through the graph again or to draw
+        its gradients afterwards).
         """
         if not self.requires_grad:
-            raise ValueError(f"backward: this tensor (shape {self.shape}) does not require "
-                             f"grad and was not computed from one that does")
+            raise RuntimeError(f"backward: this tensor (shape {self.shape}) does not require "
+                               f"grad and was not computed from one that does")
         if gradient is None:
             if self.data.size != 1:
-                raise ValueError(f"backward: a seed gradient is required for a non-scalar "
-                                 f"output of shape {self.shape}; pass "
-                                 f"backward(np.ones({self.shape}))")
+                raise RuntimeError(f"backward: grad can be implicitly created only for "
+                                   f"one-element outputs; this output has shape "
+                                   f"{self.shape}: pass backward(gradient) of that shape")
             seed = np.ones(self.data.shape, dtype=self.data.dtype)
         else:
             seed = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
             if seed.shape != self.data.shape:
-                raise ValueError(f"backward: seed gradient of shape {seed.shape} does not "
-                                 f"match the output shape {self.shape}")
+                raise RuntimeError(f"backward: gradient of shape {seed.shape} does not "
+                                   f"match the output shape {self.shape}")
+            if seed.dtype.kind != "f":
+                raise TypeError(f"backward: gradient must be floating point, got "
+                                f"{seed.dtype} for an output of shape {self.shape}")
             seed = seed.astype(self.data.dtype, copy=False)
-        self._backward_seed = seed
-        engine.backward(self, seed)
+        self._backward_seed = seed if retain_graph else None
+        engine.backward(self, seed, retain_graph=bool(retain_graph))
 
     # ---- operators ----
     def _const(self, value: ArrayLike) -> Tensor:
@@ -311,10 +327,10 @@ class Tensor:
 
     # ---- fused ----
     def softmax(self, axis: int = -1) -> Tensor:
-        return _nn.Softmax.apply(self, axis=axis)
+        return _norm.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return _nn.LogSoftmax.apply(self, axis=axis)
+        return _norm.LogSoftmax.apply(self, axis=axis)
 
 
 _scalar_constants: dict[tuple[float, np.dtype], Tensor] = {}
@@ -324,11 +340,3 @@ def _as_array(value: ArrayLike) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
-engine._Tensor = Tensor._wrap
-
-# The op modules import Tensor, so they are bound after the class exists.
-from tinygrad_attn.ops import elementwise as _ew  # noqa: E402
-from tinygrad_attn.ops import linalg as _linalg  # noqa: E402
-from tinygrad_attn.ops import nn as _nn  # noqa: E402
-from tinygrad_attn.ops import reduce as _reduce  # noqa: E402
-from tinygrad_attn.ops import shape as _shape  # noqa: E402

@@ -118,7 +118,7 @@ def write_pictures(result: DemoResult, out_dir: Path) -> list[str]:
     example = task.Batch(result.test.tokens[:1], result.test.labels[:1],
                          result.test.key_position[:1])
     loss = ops.cross_entropy(result.model(example.tokens), example.labels)
-    loss.backward()
+    loss.backward(retain_graph=True)  # the pictures read the graph afterwards
     result.model.zero_grad()  # the gradients were wanted for the pictures only
     words = [task.VOCAB[i] for i in example.tokens[0]]
     # The answer position's row of each attention map: where "[sport]" looks.

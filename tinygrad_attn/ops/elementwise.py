@@ -4,13 +4,15 @@ engine sums them back to each input's shape."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import erf
 
 from tinygrad_attn.engine import Op
-from tinygrad_attn.tensor import Tensor
+
+if TYPE_CHECKING:
+    from tinygrad_attn.tensor import Tensor
 
 Grads = tuple[np.ndarray | None, ...]
 
@@ -18,6 +20,7 @@ Grads = tuple[np.ndarray | None, ...]
 # ---- binary arithmetic ----
 class Add(Op):
     name = "add"
+    saves_inputs = False
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a + b
@@ -36,6 +39,11 @@ class ResidualAdd(Add):
     name = "residual_add"
 
 
+def add(a: Tensor, b: Tensor) -> Tensor:
+    """Elementwise sum with broadcasting."""
+    return a + b
+
+
 def residual(skip: Tensor, branch: Tensor) -> Tensor:
     """``skip + branch``, recorded as a residual connection."""
     return ResidualAdd.apply(skip, branch)
@@ -43,6 +51,7 @@ def residual(skip: Tensor, branch: Tensor) -> Tensor:
 
 class Sub(Op):
     name = "sub"
+    saves_inputs = False
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a - b
@@ -65,6 +74,7 @@ class Mul(Op):
 
 class Div(Op):
     name = "div"
+    saves_output = True
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.b = b
@@ -81,6 +91,7 @@ class Div(Op):
 
 class Pow(Op):
     name = "pow"
+    saves_output = True
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
@@ -97,6 +108,7 @@ class Pow(Op):
 # ---- unary maths ----
 class Neg(Op):
     name = "neg"
+    saves_inputs = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return -x
@@ -107,6 +119,8 @@ class Neg(Op):
 
 class Exp(Op):
     name = "exp"
+    saves_inputs = False
+    saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.exp(x)
@@ -129,6 +143,8 @@ class Log(Op):
 
 class Sqrt(Op):
     name = "sqrt"
+    saves_inputs = False
+    saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.sqrt(x)
@@ -140,6 +156,8 @@ class Sqrt(Op):
 
 class Tanh(Op):
     name = "tanh"
+    saves_inputs = False
+    saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.tanh(x)
@@ -151,6 +169,8 @@ class Tanh(Op):
 
 class Sigmoid(Op):
     name = "sigmoid"
+    saves_inputs = False
+    saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # 1/(1+e^-x) overflows for large negative x; the tanh form never does.
@@ -163,6 +183,8 @@ class Sigmoid(Op):
 
 class Relu(Op):
     name = "relu"
+    saves_inputs = False
+    saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.maximum(x, 0)
@@ -209,6 +231,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 class Cast(Op):
     name = "cast"
+    saves_inputs = False
 
     def forward(self, x: np.ndarray, dtype: Any) -> np.ndarray:
         self.in_dtype = x.dtype

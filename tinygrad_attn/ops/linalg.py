@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tinygrad_attn.engine import Op
-from tinygrad_attn.tensor import Tensor
+
+if TYPE_CHECKING:
+    from tinygrad_attn.tensor import Tensor
 
 Grads = tuple[np.ndarray | None, ...]
 
@@ -106,3 +110,11 @@ class Linear(Op):
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` (PyTorch's ``F.linear``)."""
     return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with numpy's broadcasting and 1-D rules.
+
+    Shape: a (..., n, k), b (..., k, m) -> (..., n, m).
+    """
+    return a @ b

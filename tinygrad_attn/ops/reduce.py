@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinygrad_attn.engine import Op
-from tinygrad_attn.tensor import Axis, Tensor
+from tinygrad_attn.engine import Axis, Op
+
+if TYPE_CHECKING:
+    from tinygrad_attn.tensor import Tensor
 
 Grads = tuple[np.ndarray | None, ...]
 
@@ -36,6 +39,7 @@ def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.
 
 class Sum(Op):
     name = "sum"
+    saves_inputs = False
 
     def forward(self, x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
         self.axes = normalize_axes(axis, x.ndim)
@@ -51,6 +55,7 @@ class Max(Op):
     """Maximum over axes; tied maxima share the gradient equally."""
 
     name = "max"
+    saves_output = True
 
     def forward(self, x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
         self.axes = normalize_axes(axis, x.ndim)

@@ -4,18 +4,22 @@ indexing, concat/stack and masked_fill."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinygrad_attn.engine import Op
-from tinygrad_attn.tensor import Tensor
+from tinygrad_attn.engine import Node, Op
+
+if TYPE_CHECKING:
+    from tinygrad_attn.tensor import Tensor
 
 Grads = tuple[np.ndarray | None, ...]
 
 
 class Reshape(Op):
     name = "reshape"
+    saves_inputs = False
+    is_view = True
 
     def forward(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         self.in_shape = x.shape
@@ -27,6 +31,8 @@ class Reshape(Op):
 
 class Transpose(Op):
     name = "transpose"
+    saves_inputs = False
+    is_view = True
 
     def forward(self, x: np.ndarray, dim0: int, dim1: int) -> np.ndarray:
         self.dims = dim0, dim1
@@ -38,6 +44,8 @@ class Transpose(Op):
 
 class Permute(Op):
     name = "permute"
+    saves_inputs = False
+    is_view = True
 
     def forward(self, x: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
         if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
@@ -58,10 +66,10 @@ def _is_basic(index: Any) -> bool:
 
 
 def _unwrap_index(index: Any) -> Any:
-    if isinstance(index, Tensor):
+    if isinstance(index, Node):
         return index.data
     if isinstance(index, tuple):
-        return tuple(p.data if isinstance(p, Tensor) else p for p in index)
+        return tuple(p.data if isinstance(p, Node) else p for p in index)
     return index
 
 
@@ -69,6 +77,7 @@ class GetItem(Op):
     """``x[index]``: basic and integer-array indexing; repeated indices accumulate."""
 
     name = "getitem"
+    saves_inputs = False
 
     def forward(self, x: np.ndarray, index: Any) -> np.ndarray:
         self.index = _unwrap_index(index)
@@ -86,6 +95,7 @@ class GetItem(Op):
 
 class Concat(Op):
     name = "concat"
+    saves_inputs = False
 
     def forward(self, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
         out = np.concatenate(arrays, axis=axis)
@@ -99,6 +109,7 @@ class Concat(Op):
 
 class Stack(Op):
     name = "stack"
+    saves_inputs = False
 
     def forward(self, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
         out = np.stack(arrays, axis=axis)
@@ -113,6 +124,7 @@ class MaskedFill(Op):
     """``value`` where ``mask`` is True, ``x`` elsewhere (mask broadcasts against x)."""
 
     name = "masked_fill"
+    saves_inputs = False
 
     def forward(self, x: np.ndarray, mask: np.ndarray, value: float) -> np.ndarray:
         if mask.dtype != np.bool_:
@@ -133,15 +145,20 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
-    return Concat.apply(*map(_as_tensor, tensors), axis=axis)
+    return Concat.apply(*_as_tensors("concat", tensors), axis=axis)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
-    return Stack.apply(*map(_as_tensor, tensors), axis=axis)
+    return Stack.apply(*_as_tensors("stack", tensors), axis=axis)
 
 
-def _as_tensor(value: Any) -> Tensor:
-    return value if isinstance(value, Tensor) else Tensor(value)
+def _as_tensors(name: str, values: Sequence[Any]) -> list[Tensor]:
+    tensors = list(values)
+    for position, t in enumerate(tensors):
+        if not isinstance(t, Node):
+            raise TypeError(f"{name}: expected a sequence of tensors, got "
+                            f"{type(t).__name__} at position {position}")
+    return tensors

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_attn.engine import toposort
-from tinygrad_attn.ops.nn import ScaledDotProductAttention
+from tinygrad_attn.ops.attention import ScaledDotProductAttention
 from tinygrad_attn.tensor import Tensor
 from tinygrad_attn.viz.replay import replay
 from tinygrad_attn.viz.style import save_figure

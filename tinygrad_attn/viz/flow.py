@@ -194,7 +194,7 @@ def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,
         similarity[kind] = token_similarity(model, Tensor(batch))
         x = Tensor(batch.copy(), requires_grad=True)
         loss = (model(x) * Tensor(projection)).mean()
-        loss.backward()
+        loss.backward(retain_graph=True)
         norms[kind] = layer_input_grad_norms(loss)
         if kind in graphs:
             title = (f"{kind} encoder, {layers} layers \u2014 loss "
