@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="tinygrad_attn",
-    version="0.1.0",
+    version="0.2.0",
     description="A small NumPy tensor library with reverse-mode autograd, for seeing how "
                 "attention and backpropagation work",
     long_description=open("README.md", encoding="utf-8").read(),

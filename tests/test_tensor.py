@@ -30,11 +30,12 @@ def test_integer_and_bool_arrays_are_allowed_as_data() -> None:
 
 def test_properties() -> None:
     x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
+    assert x.shape == (2, 3) and x.ndim == 2 and x.numel() == 6 and len(x) == 2
+    assert x.size() == (2, 3) and x.size(1) == 3 and x.dim() == 2
     assert x.T.shape == (3, 2)
     assert x.requires_grad and x.grad is None
     assert Tensor(np.array([4.0])).item() == 4.0
-    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"\(2, 3\)"):
         x.item()
     d = x.detach()
     assert d.data is x.data and not d.requires_grad
@@ -45,8 +46,10 @@ def test_properties() -> None:
 def test_reflected_operators_and_scalars_keep_float32() -> None:
     x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
     for y in (2 * x, 1 - x, 3.0 / x, 2.0**x, x**2, -x, x + 1, x - 1, x / 2,
-              np.ones(2, dtype=np.float32) * x, x + [1.0, 2.0]):
+              np.ones(2, dtype=np.float32) * x, x * np.float64(2.5), x + Tensor(2.0).double()):
         assert y.dtype == np.float32 and isinstance(y, Tensor)
+    with pytest.raises(TypeError, match="list"):
+        x + [1.0, 2.0]  # as PyTorch: wrap it with ta.tensor()
     np.testing.assert_allclose((1 - x).data, [0.0, -1.0])
     np.testing.assert_allclose((3.0 / x).data, [3.0, 1.5])
     np.testing.assert_allclose((2.0**x).data, [2.0, 4.0])
@@ -96,7 +99,9 @@ def test_values_match_numpy() -> None:
     x = Tensor(a)
     np.testing.assert_allclose(x.sum(axis=1).data, a.sum(axis=1))
     np.testing.assert_allclose(x.mean(axis=(0, 1)).data, a.mean())
-    np.testing.assert_allclose(x.max(axis=0).data, a.max(axis=0))
+    np.testing.assert_allclose(x.amax(dim=0).data, a.max(axis=0))
+    np.testing.assert_allclose(x.max(dim=0).values.data, a.max(axis=0))
+    np.testing.assert_array_equal(x.max(0).indices.data, a.argmax(axis=0))
     np.testing.assert_allclose(x.var().data, a.var(ddof=1))
     np.testing.assert_allclose(x.var(axis=1, correction=0).data, a.var(axis=1))
     np.testing.assert_allclose(x.permute(1, 0).data, a.T)

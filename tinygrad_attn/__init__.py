@@ -1,21 +1,134 @@
 """tinygrad_attn: a small NumPy tensor library with reverse-mode autograd, built to show
-how attention and backpropagation work."""
+how attention and backpropagation work. Names and semantics are PyTorch's:
+``import tinygrad_attn as torch`` runs PyTorch code written against the same surface."""
 
 from __future__ import annotations
 
 from tinygrad_attn import nn, ops, optim
 from tinygrad_attn.anomaly import AnomalyError, detect_anomaly
 from tinygrad_attn.checkpoint import load, save
-from tinygrad_attn.engine import is_grad_enabled, no_grad
+from tinygrad_attn.dtypes import (
+    bool,
+    double,
+    float,
+    float16,
+    float32,
+    float64,
+    half,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    short,
+    uint8,
+)
+from tinygrad_attn.engine import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_attn.factories import (
+    arange,
+    as_tensor,
+    empty,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from tinygrad_attn.functions import (
+    abs,
+    add,
+    all,
+    allclose,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cat,
+    chunk,
+    clamp,
+    clip,
+    clone,
+    concat,
+    concatenate,
+    cos,
+    detach,
+    div,
+    eq,
+    exp,
+    flatten,
+    ge,
+    gt,
+    is_tensor,
+    le,
+    log,
+    log_softmax,
+    logsumexp,
+    lt,
+    masked_fill,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mul,
+    ne,
+    norm,
+    numel,
+    permute,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    sin,
+    softmax,
+    split,
+    sqrt,
+    squeeze,
+    stack,
+    std,
+    sub,
+    sum,
+    t,
+    tanh,
+    transpose,
+    tril,
+    triu,
+    unsqueeze,
+    var,
+    where,
+)
 from tinygrad_attn.gradcheck import GradcheckError, gradcheck
-from tinygrad_attn.ops.shape import concat, stack
 from tinygrad_attn.random import manual_seed
 from tinygrad_attn.tensor import Tensor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "AnomalyError", "GradcheckError", "Tensor", "concat", "detect_anomaly", "gradcheck",
-    "is_grad_enabled", "load", "manual_seed", "nn", "no_grad", "ops", "optim", "save",
-    "stack",
+    "abs", "add", "all", "allclose", "amax", "amin", "AnomalyError", "any", "arange", "argmax",
+    "argmin", "as_tensor", "bool", "cat", "chunk", "clamp", "clip", "clone", "concat",
+    "concatenate", "cos", "detach", "detect_anomaly", "div", "double", "empty", "enable_grad",
+    "eq", "exp", "eye", "flatten", "float", "float16", "float32", "float64", "from_numpy",
+    "full", "full_like", "ge", "gradcheck", "GradcheckError", "gt", "half", "int", "int16",
+    "int32", "int64", "int8", "is_grad_enabled", "is_tensor", "le", "linspace", "load", "log",
+    "log_softmax", "logsumexp", "long", "lt", "manual_seed", "masked_fill", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "mul", "ne", "nn", "no_grad", "norm", "numel", "ones",
+    "ones_like", "ops", "optim", "permute", "pow", "rand", "rand_like", "randint", "randn",
+    "randn_like", "randperm", "relu", "reshape", "save", "set_grad_enabled", "short",
+    "sigmoid", "sin", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "t",
+    "tanh", "Tensor", "tensor", "transpose", "tril", "triu", "uint8", "unsqueeze", "var",
+    "where", "zeros", "zeros_like",
 ]

@@ -194,7 +194,7 @@ class Op:
         # Every op has an input, and its _wrap makes a plain library tensor: reaching the
         # constructor through it keeps this module free of a tensor import.
         result = inputs[0]._wrap(out)
-        if cls.is_view:
+        if cls.is_view and np.may_share_memory(out, inputs[0].data):
             result._versions = inputs[0]._versions
         if True in needs and _grad_enabled:
             op.inputs = inputs

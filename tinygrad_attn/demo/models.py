@@ -98,7 +98,7 @@ class VanillaRNN(nn.Module):
 
 
 def parameter_count(model: nn.Module) -> int:
-    return sum(p.size for p in model.parameters())
+    return sum(p.numel() for p in model.parameters())
 
 
 def matched_hidden_size(target: int, vocab_size: int, num_classes: int,

@@ -100,8 +100,15 @@ class Pow(Op):
 
     def backward(self, g: np.ndarray) -> Grads:
         need_a, need_b = self.needs_input_grad
-        grad_a = g * self.b * self.a ** (self.b - 1) if need_a else None
-        grad_b = g * self.out * np.log(self.a) if need_b else None  # d a^b/db = a^b ln a
+        a, b = self.a, self.b
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if need_a:
+                # d a^b/da = b a^(b-1), and 0 where b == 0 (a^0 is constant, also at a = 0)
+                grad_a = np.where(b == 0, 0, g * b * a ** (b - 1))
+            if need_b:
+                # d a^b/db = a^b ln a, and 0 at a = 0 with b >= 0 (0^b is constant there)
+                grad_b = np.where((a == 0) & (b >= 0), 0, g * self.out * np.log(a))
         return grad_a, grad_b
 
 
@@ -227,6 +234,120 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return Gelu.apply(x, approximate=approximate)
+
+
+class Sin(Op):
+    name = "sin"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.sin(x)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g * np.cos(self.x),)
+
+
+class Cos(Op):
+    name = "cos"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.cos(x)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (-g * np.sin(self.x),)
+
+
+class Abs(Op):
+    name = "abs"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g * np.sign(self.x),)  # sign(0) = 0: PyTorch's subgradient
+
+
+class Clamp(Op):
+    """``x`` limited to [min, max] (either bound may be None)."""
+
+    name = "clamp"
+
+    def forward(self, x: np.ndarray, min: float | None, max: float | None) -> np.ndarray:  # noqa: A002
+        out = np.clip(x, min, max)
+        # PyTorch passes the gradient where min <= x <= max, bounds included.
+        self.inside = np.ones(x.shape, dtype=bool) if min is None else x >= min
+        if max is not None:
+            self.inside &= x <= max
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g * self.inside,)
+
+
+class Maximum(Op):
+    """Elementwise maximum; where both are equal each gets half the gradient (PyTorch)."""
+
+    name = "maximum"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return np.maximum(a, b)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return _split_between(g, self.a > self.b, self.a == self.b, self.needs_input_grad)
+
+
+class Minimum(Op):
+    name = "minimum"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return np.minimum(a, b)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return _split_between(g, self.a < self.b, self.a == self.b, self.needs_input_grad)
+
+
+def _split_between(g: np.ndarray, a_wins: np.ndarray, tie: np.ndarray,
+                   needs: tuple[bool, ...]) -> Grads:
+    share_a = a_wins + 0.5 * tie  # 1 where a was chosen, 1/2 on ties, else 0
+    grad_a = g * share_a.astype(g.dtype, copy=False) if needs[0] else None
+    grad_b = g * (1 - share_a).astype(g.dtype, copy=False) if needs[1] else None
+    return grad_a, grad_b
+
+
+class Where(Op):
+    """``a`` where ``condition`` is True, else ``b`` (all three broadcast together)."""
+
+    name = "where"
+    saves_inputs = False
+
+    def forward(self, a: np.ndarray, b: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        if condition.dtype != np.bool_:
+            raise TypeError(f"where: condition must be boolean, got {condition.dtype}")
+        self.condition = condition
+        return np.where(condition, a, b)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        need_a, need_b = self.needs_input_grad
+        zero = np.zeros((), dtype=g.dtype)
+        return (np.where(self.condition, g, zero) if need_a else None,
+                np.where(self.condition, zero, g) if need_b else None)
+
+
+class Clone(Op):
+    """A copy that stays in the graph (the gradient passes through unchanged)."""
+
+    name = "clone"
+    saves_inputs = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.copy()
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g,)
 
 
 class Cast(Op):

@@ -58,6 +58,41 @@ class Permute(Op):
         return (np.transpose(g, np.argsort([d % g.ndim for d in self.dims])),)
 
 
+class Expand(Op):
+    """A broadcast view to a larger shape (the engine sums the gradient back)."""
+
+    name = "expand"
+    saves_inputs = False
+    is_view = True
+
+    def forward(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return np.broadcast_to(x, shape)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        return (g,)
+
+
+class Repeat(Op):
+    """``x`` tiled ``repeats`` times along each dim (PyTorch's ``repeat``)."""
+
+    name = "repeat"
+    saves_inputs = False
+
+    def forward(self, x: np.ndarray, repeats: tuple[int, ...]) -> np.ndarray:
+        if len(repeats) < x.ndim:
+            raise ValueError(f"repeat: {len(repeats)} repeat counts for a tensor of shape "
+                             f"{x.shape}; give at least one per dim")
+        self.in_shape = (1,) * (len(repeats) - x.ndim) + x.shape
+        self.repeats = repeats
+        return np.tile(x, repeats)
+
+    def backward(self, g: np.ndarray) -> Grads:
+        # Split every dim into (repeat, size) and sum the copies.
+        split = [n for pair in zip(self.repeats, self.in_shape) for n in pair]
+        summed = g.reshape(split).sum(axis=tuple(range(0, len(split), 2)))
+        return (summed,)  # the engine drops the leading 1s added for extra repeats
+
+
 def _is_basic(index: Any) -> bool:
     """Basic indexing (ints, slices, None, ...) never repeats an element."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -78,6 +113,7 @@ class GetItem(Op):
 
     name = "getitem"
     saves_inputs = False
+    is_view = True  # basic indexing gives a view (the engine checks the memory)
 
     def forward(self, x: np.ndarray, index: Any) -> np.ndarray:
         self.index = _unwrap_index(index)

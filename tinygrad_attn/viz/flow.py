@@ -50,7 +50,7 @@ def layer_input_grad_norms(root: Tensor, prefix: str = "layers") -> list[float]:
             outside = inp._ctx is None and inp.name is None or (
                 inp._ctx is not None and layer_of(inp) != layer)
             if outside and inp.requires_grad and (
-                    layer not in inputs or inp.size > inputs[layer].size):
+                    layer not in inputs or inp.numel() > inputs[layer].numel()):
                 inputs[layer] = inp
     count = max(inputs, default=-1) + 1
     return [rep.tensor_norms.get(id(inputs[i]), float("nan")) if i in inputs

@@ -118,7 +118,7 @@ class _Builder:
     def hidden(self, t: Tensor) -> bool:
         """Constants (one-element tensors needing no gradient) are left out by default."""
         return (not self.show_constants and t._ctx is None and not t.requires_grad
-                and t.size <= 1)
+                and t.numel() <= 1)
 
     def _merge_key(self, inp: Tensor, consumer: Tensor, position: int) -> Hashable | None:
         target = self.group(consumer)
@@ -158,7 +158,7 @@ class _Builder:
             if _is_parameter(leaf):
                 norm = self.replay.tensor_norms.get(id(leaf), 0.0)
                 for module in visit(_parent(leaf.name)):
-                    module.params += leaf.size
+                    module.params += leaf.numel()
                     module.param_sq += norm * norm
         for node in self.order:
             for module in visit(node._ctx.scope):
@@ -369,7 +369,7 @@ def _tensor_node(t: Tensor, b: _Builder) -> dict[str, str]:
         lines = [f"<b>{style.escape(t._ctx.name)}</b>", shape]
     if t is b.root:
         lines[0] = f"<b>output</b> \u00b7 {lines[0]}"
-        if t.size == 1:
+        if t.numel() == 1:
             lines.append(_small(f"value {float(t.data.reshape(-1)[0]):.4g}"))
         attrs["fillcolor"] = style.FILL["output"]
         attrs["peripheries"] = "2"
