@@ -138,7 +138,7 @@ class Program:
         if name == "mean_keep":
             return a.mean(axis=axis, keepdims=True)
         if name == "max_keep":
-            return a.max(axis=axis, keepdims=True)
+            return a.amax(dim=axis, keepdim=True) if k % 2 else a.max(axis, keepdim=True).values
         if name == "reshape":
             return a.reshape(-1).reshape(a.shape)
         if name == "transpose":
