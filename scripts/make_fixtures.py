@@ -447,6 +447,25 @@ def optim_cases() -> Arrays:
     return arrays
 
 
+def checkpoint_cases() -> Arrays:
+    """A float32 nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True) as
+    PyTorch users save it: ``torch_file`` holds the bytes of
+    ``safetensors.torch.save(layer.state_dict())`` (uint8); ``input`` and ``output`` are a
+    (B, T, 8) input and the layer's output (train mode, float32 work, stored as float64)."""
+    from safetensors.torch import save as save_safetensors
+
+    torch.manual_seed(1000)
+    layer = torch.nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True)
+    _randomise(layer, seed=1001)
+    layer.train()  # the standard (not the fast) path
+    x = _randn(1002, B, T, D).float()
+    with torch.no_grad():
+        out = layer(x)
+    blob = save_safetensors(layer.state_dict())
+    return {"torch_file": np.frombuffer(blob, dtype=np.uint8).copy(),
+            "input": x.double().numpy(), "output": out.double().numpy()}
+
+
 def write_npz(path: str, arrays: Arrays) -> None:
     """``np.savez_compressed``, but byte-for-byte reproducible: fixed member timestamps,
     so regenerating unchanged fixtures leaves the committed files unchanged."""
@@ -463,7 +482,7 @@ def main() -> None:
     os.makedirs(FIXTURES, exist_ok=True)
     files = {"layers.npz": layer_cases, "mha.npz": mha_cases,
              "encoder_layer.npz": encoder_layer_cases, "encoder.npz": encoder_cases,
-             "optim.npz": optim_cases}
+             "optim.npz": optim_cases, "checkpoint.npz": checkpoint_cases}
     wanted = sys.argv[1:] or list(files)  # e.g. `make_fixtures.py optim.npz`
     unknown = sorted(set(wanted) - set(files))
     if unknown:
