@@ -107,7 +107,8 @@ def _encode(value: Any, keys: list[Any], tensors: dict[str, np.ndarray], depth: 
     if array is not None:
         name = SEPARATOR.join(_escape(str(k)) for k in keys)
         unique, n = name, 1
-        while unique in tensors:  # e.g. the keys 0 and "0" side by side
+        # e.g. the keys 0 and "0" side by side; "__metadata__" is safetensors' own entry
+        while unique in tensors or unique == "__metadata__":
             unique, n = f"{name}%{n}", n + 1  # "%" alone never comes out of _escape
         tensors[unique] = array
         return {"tensor": unique}
