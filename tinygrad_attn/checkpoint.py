@@ -61,7 +61,9 @@ def save(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     dict of arrays only); any other path gets safetensors (see the module docstring).
 
     The file is written beside its destination and renamed over it only once complete, so
-    after any failure (full disk, a crash, a kill) the previous file is intact. Replacing a
+    after any failure (full disk, a crash, a kill) the previous file is intact (a kill
+    between writing and renaming can leave a hidden ``.checkpoint-*.tmp`` file beside it,
+    which nothing can clean up after SIGKILL; it is safe to delete). Replacing a
     file keeps its permission bits; a read-only file is refused. A symlink is written
     through: its target gets the new contents and the link stays. Errors name ``path``.
 
