@@ -345,10 +345,13 @@ def test_every_update_bumps_the_version(make: Callable[[list[Tensor]], optim.Opt
     w = nn.Parameter(np.ones(3))
     idle = nn.Parameter(np.ones(3))  # no gradient: not touched, no bump
     opt = make([w, idle])
-    (w * w).sum().backward()
+    y = (w * w).sum()  # mul saves w
+    y.backward(retain_graph=True)
     before, idle_before = w._version, idle._version
     opt.step()
     assert w._version > before and idle._version == idle_before
+    with pytest.raises(RuntimeError, match=r"\(3,\)"):
+        y.backward()  # the graph saved w before the step: refused, not a wrong gradient
 
 
 def test_zero_grad_set_to_none_and_in_place() -> None:
