@@ -21,6 +21,9 @@ setup(
         "graphviz-pure>=0.2.2,<0.3; (platform_system == 'Linux' and (platform_machine == "
         "'x86_64' or platform_machine == 'aarch64')) or platform_system == 'Darwin' or "
         "platform_system == 'Windows'",
+        # Checkpoints (ta.save/ta.load): the safe tensor format PyTorch and Hugging Face
+        # read, through its NumPy API; the format never holds code, unlike pickle.
+        "safetensors>=0.4",
         # Attention heatmaps and the gradient-flow chart (tinygrad_attn.viz).
         "matplotlib>=3.7",
     ],

@@ -35,7 +35,7 @@ def main() -> None:
         loss = ops.cross_entropy(model(batch.tokens), batch.labels)
         opt.zero_grad()
         loss.backward()
-        clip_grad_norm(opt.params, 1.0)
+        clip_grad_norm(model.parameters(), 1.0)
         opt.step()
 
     for _ in range(5):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -285,44 +286,112 @@ def encoder_cases() -> Arrays:
     return arrays
 
 
+# Named schedule functions for LambdaLR: the fixture config names them, the tests define
+# the same formulas (a function cannot go into a fixture).
+LR_LAMBDAS: dict[str, Callable[[int], float]] = {
+    "warmup": lambda epoch: min(1.0, (epoch + 1) / 4),
+    "decay": lambda epoch: 0.8**epoch,
+}
+
+
+def _scheduler(opt: torch.optim.Optimizer, spec: dict[str, Any]) -> Any:
+    kwargs = dict(spec["kwargs"])
+    if spec["class"] == "LambdaLR":
+        names = kwargs["lr_lambda"]
+        kwargs["lr_lambda"] = ([LR_LAMBDAS[n] for n in names] if isinstance(names, list)
+                               else LR_LAMBDAS[names])
+    return getattr(torch.optim.lr_scheduler, spec["class"])(opt, **kwargs)
+
+
 def optim_cases() -> Arrays:
-    """Parameter trajectories of torch.optim on a linear least-squares problem.
+    """Parameter trajectories of torch.optim on a linear least-squares problem, and the
+    learning rates of torch.optim.lr_scheduler.
 
     Keys: ``problem/X``, ``problem/Y``, ``problem/W0``, ``problem/b0`` (shared);
-    ``case/config`` (JSON: class, kwargs, steps, ``skip_bias_at``: the step before
-    which the bias gradient is set to None), ``case/W`` and ``case/b`` (steps + 1,
-    ...): the parameters before the first and after every step; ``case/grad_W`` and
-    ``case/grad_b`` (steps, ...): the gradients each step used (NaN where skipped).
+    ``case/config`` (JSON: class, positional ``args``, ``kwargs``, ``groups`` (None: one
+    group [W, b]; else a list of dicts whose ``params`` name "W"/"b"), ``scheduler``
+    (None or {class, kwargs}, stepped after every optimizer step), steps, ``skip_bias_at``:
+    the step before which the bias gradient is set to None), ``case/W`` and ``case/b``
+    (steps + 1, ...): the parameters before the first and after every step;
+    ``case/grad_W`` and ``case/grad_b`` (steps, ...): the gradients each step used (NaN
+    where skipped); ``case/lr`` (steps + 1, groups): each group's lr before every step;
+    ``case/mid_groups`` (JSON: PyTorch's ``state_dict()["param_groups"]`` after ``mid``
+    steps) and ``case/mid_state/INDEX/KEY``: its ``state`` then (``step`` as float64).
     The loss is mean((X @ W.T + b - Y) ** 2).
+
+    ``sched/NAME/config`` (JSON: class, kwargs, group base lrs, steps) and
+    ``sched/NAME/lr`` (steps + 1, groups): ``get_last_lr()`` after construction and
+    after every ``step()``; ``sched/NAME/state`` (JSON): its ``state_dict()`` at the end.
     """
     arrays: Arrays = {}
     X, Y = _randn(50, 6, 4), _randn(51, 6, 3)
     W0, b0 = _randn(52, 3, 4), _randn(53, 3)
     arrays.update({"problem/X": X.numpy(), "problem/Y": Y.numpy(),
                    "problem/W0": W0.numpy(), "problem/b0": b0.numpy()})
-    steps = 6
-    specs: list[tuple[str, str, dict[str, Any], int | None]] = [
-        ("sgd", "SGD", {"lr": 0.1}, None),
-        ("sgd_momentum", "SGD", {"lr": 0.1, "momentum": 0.9}, None),
-        ("sgd_dampening", "SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3}, None),
-        ("sgd_weight_decay", "SGD", {"lr": 0.1, "weight_decay": 0.05}, None),
-        ("sgd_momentum_weight_decay", "SGD", {"lr": 0.05, "momentum": 0.8,
-                                              "weight_decay": 0.1}, None),
-        ("sgd_nesterov", "SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True,
-                                 "weight_decay": 0.01}, 3),
-        ("adam", "Adam", {"lr": 0.05}, None),
-        ("adam_betas_eps", "Adam", {"lr": 0.05, "betas": [0.8, 0.95], "eps": 1e-3}, None),
-        ("adam_weight_decay", "Adam", {"lr": 0.05, "weight_decay": 0.1}, 2),
-        ("adamw", "AdamW", {"lr": 0.05, "weight_decay": 0.1}, 2),
-        ("adamw_default_decay", "AdamW", {"lr": 0.05}, None),
+    steps, mid = 6, 3
+    cosine = {"class": "CosineAnnealingLR", "kwargs": {"T_max": 4, "eta_min": 0.005}}
+    # name, class, positional args, kwargs, groups, scheduler, skip_bias_at
+    specs: list[tuple[str, str, list[Any], dict[str, Any], list[dict[str, Any]] | None,
+                      dict[str, Any] | None, int | None]] = [
+        ("sgd", "SGD", [], {"lr": 0.1}, None, None, None),
+        ("sgd_momentum", "SGD", [], {"lr": 0.1, "momentum": 0.9}, None, None, None),
+        ("sgd_dampening", "SGD", [], {"lr": 0.1, "momentum": 0.9, "dampening": 0.3}, None,
+         None, None),
+        # PyTorch's positional order: (lr, momentum, dampening, weight_decay, nesterov)
+        ("sgd_positional", "SGD", [0.1, 0.9, 0.5, 0.05], {}, None, None, None),
+        ("sgd_weight_decay", "SGD", [], {"lr": 0.1, "weight_decay": 0.05}, None, None, None),
+        ("sgd_momentum_weight_decay", "SGD", [], {"lr": 0.05, "momentum": 0.8,
+                                                  "weight_decay": 0.1}, None, None, None),
+        ("sgd_nesterov", "SGD", [], {"lr": 0.05, "momentum": 0.9, "nesterov": True,
+                                     "weight_decay": 0.01}, None, None, 3),
+        ("sgd_groups", "SGD", [], {"lr": 0.1, "momentum": 0.9},
+         [{"params": ["W"]}, {"params": ["b"], "lr": 0.01, "momentum": 0.5}], None, None),
+        ("sgd_step_lr", "SGD", [0.1, 0.9], {},
+         [{"params": ["W"]}, {"params": ["b"], "lr": 0.3}],
+         {"class": "StepLR", "kwargs": {"step_size": 2, "gamma": 0.5}}, None),
+        ("adam", "Adam", [], {"lr": 0.05}, None, None, None),
+        ("adam_positional", "Adam", [0.05, [0.8, 0.95], 1e-3, 0.1, True], {}, None, None,
+         None),
+        ("adam_betas_eps", "Adam", [], {"lr": 0.05, "betas": [0.8, 0.95], "eps": 1e-3}, None,
+         None, None),
+        ("adam_weight_decay", "Adam", [], {"lr": 0.05, "weight_decay": 0.1}, None, None, 2),
+        ("adam_amsgrad", "Adam", [], {"lr": 0.05, "amsgrad": True}, None, None, None),
+        ("adam_groups", "Adam", [], {"lr": 0.05},
+         [{"params": ["W"], "weight_decay": 0.1}, {"params": ["b"], "lr": 0.2,
+                                                   "betas": [0.5, 0.9]}], None, None),
+        ("adam_cosine", "Adam", [], {"lr": 0.05}, None, cosine, None),
+        ("adamw", "AdamW", [], {"lr": 0.05, "weight_decay": 0.1}, None, None, 2),
+        ("adamw_default_decay", "AdamW", [], {"lr": 0.05}, None, None, None),
+        ("adamw_amsgrad", "AdamW", [], {"lr": 0.05, "weight_decay": 0.2, "amsgrad": True},
+         None, None, 4),
+        ("adamw_linear_lr", "AdamW", [], {"lr": 0.05},
+         [{"params": ["W"]}, {"params": ["b"], "lr": 0.1}],
+         {"class": "LinearLR", "kwargs": {"start_factor": 0.25, "total_iters": 3}}, None),
     ]
-    for name, cls, kwargs, skip in specs:
+    for name, cls, args, kwargs, groups, sched, skip in specs:
         W = W0.clone().requires_grad_(True)
         b = b0.clone().requires_grad_(True)
-        torch_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-        opt = getattr(torch.optim, cls)([W, b], foreach=False, **torch_kwargs)
+        tensors = {"W": W, "b": b}
+
+        def _tuples(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: tuple(v) if k == "betas" else v for k, v in d.items()}
+
+        params: Any = [W, b] if groups is None else [
+            {**_tuples(g), "params": [tensors[n] for n in g["params"]]} for g in groups]
+        torch_args = [tuple(a) if isinstance(a, list) else a for a in args]
+        opt = getattr(torch.optim, cls)(params, *torch_args, foreach=False, **_tuples(kwargs))
+        scheduler = _scheduler(opt, sched) if sched else None
         Ws, bs, gWs, gbs = [W.detach().clone()], [b.detach().clone()], [], []
+        lrs = [[g["lr"] for g in opt.param_groups]]
         for step in range(steps):
+            if step == mid:
+                saved = opt.state_dict()
+                arrays[f"{name}/mid_groups"] = np.array(json.dumps(saved["param_groups"]))
+                for index, buffers in saved["state"].items():
+                    for key, value in buffers.items():
+                        # "step" is a float32 count in PyTorch; fixtures hold float64.
+                        arrays[f"{name}/mid_state/{index}/{key}"] = value.numpy().astype(
+                            np.float64)
             opt.zero_grad(set_to_none=True)
             loss = ((X @ W.T + b - Y) ** 2).mean()
             loss.backward()
@@ -331,15 +400,70 @@ def optim_cases() -> Arrays:
             gWs.append(W.grad.clone())
             gbs.append(b.grad.clone() if b.grad is not None else torch.full_like(b, np.nan))
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             Ws.append(W.detach().clone())
             bs.append(b.detach().clone())
-        config = {"class": cls, "kwargs": kwargs, "steps": steps, "skip_bias_at": skip}
+            lrs.append([g["lr"] for g in opt.param_groups])
+        config = {"class": cls, "args": args, "kwargs": kwargs, "groups": groups,
+                  "scheduler": sched, "steps": steps, "mid": mid, "skip_bias_at": skip}
         arrays[f"{name}/config"] = np.array(json.dumps(config))
         arrays[f"{name}/W"] = torch.stack(Ws).numpy()
         arrays[f"{name}/b"] = torch.stack(bs).numpy()
         arrays[f"{name}/grad_W"] = torch.stack(gWs).numpy()
         arrays[f"{name}/grad_b"] = torch.stack(gbs).numpy()
+        arrays[f"{name}/lr"] = np.array(lrs, dtype=np.float64)
+
+    # Schedulers alone: two groups with different base rates, more steps than T_max.
+    sched_specs: list[tuple[str, dict[str, Any]]] = [
+        ("step_lr", {"class": "StepLR", "kwargs": {"step_size": 3}}),
+        ("step_lr_gamma", {"class": "StepLR", "kwargs": {"step_size": 2, "gamma": 0.7}}),
+        ("lambda_lr", {"class": "LambdaLR", "kwargs": {"lr_lambda": "warmup"}}),
+        ("lambda_lr_per_group", {"class": "LambdaLR",
+                                 "kwargs": {"lr_lambda": ["warmup", "decay"]}}),
+        ("linear_lr", {"class": "LinearLR", "kwargs": {}}),
+        ("linear_lr_down", {"class": "LinearLR",
+                            "kwargs": {"start_factor": 1.0, "end_factor": 0.1,
+                                       "total_iters": 4}}),
+        ("cosine", {"class": "CosineAnnealingLR", "kwargs": {"T_max": 5}}),
+        ("cosine_eta_min", {"class": "CosineAnnealingLR",
+                            "kwargs": {"T_max": 3, "eta_min": 0.01}}),
+    ]
+    sched_steps, base_lrs = 12, [0.1, 0.03]
+    for name, spec in sched_specs:
+        p, q = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([{"params": [p], "lr": base_lrs[0]},
+                               {"params": [q], "lr": base_lrs[1]}])
+        scheduler = _scheduler(opt, spec)
+        lrs = [scheduler.get_last_lr()]
+        for _ in range(sched_steps):
+            opt.step()
+            scheduler.step()
+            lrs.append(scheduler.get_last_lr())
+        config = {**spec, "base_lrs": base_lrs, "steps": sched_steps}
+        arrays[f"sched/{name}/config"] = np.array(json.dumps(config))
+        arrays[f"sched/{name}/lr"] = np.array(lrs, dtype=np.float64)
+        arrays[f"sched/{name}/state"] = np.array(json.dumps(scheduler.state_dict()))
     return arrays
+
+
+def checkpoint_cases() -> Arrays:
+    """A float32 nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True) as
+    PyTorch users save it: ``torch_file`` holds the bytes of
+    ``safetensors.torch.save(layer.state_dict())`` (uint8); ``input`` and ``output`` are a
+    (B, T, 8) input and the layer's output (train mode, float32 work, stored as float64)."""
+    from safetensors.torch import save as save_safetensors
+
+    torch.manual_seed(1000)
+    layer = torch.nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True)
+    _randomise(layer, seed=1001)
+    layer.train()  # the standard (not the fast) path
+    x = _randn(1002, B, T, D).float()
+    with torch.no_grad():
+        out = layer(x)
+    blob = save_safetensors(layer.state_dict())
+    return {"torch_file": np.frombuffer(blob, dtype=np.uint8).copy(),
+            "input": x.double().numpy(), "output": out.double().numpy()}
 
 
 def write_npz(path: str, arrays: Arrays) -> None:
@@ -358,9 +482,14 @@ def main() -> None:
     os.makedirs(FIXTURES, exist_ok=True)
     files = {"layers.npz": layer_cases, "mha.npz": mha_cases,
              "encoder_layer.npz": encoder_layer_cases, "encoder.npz": encoder_cases,
-             "optim.npz": optim_cases}
-    for filename, make in files.items():
-        arrays = make()
+             "optim.npz": optim_cases, "checkpoint.npz": checkpoint_cases}
+    wanted = sys.argv[1:] or list(files)  # e.g. `make_fixtures.py optim.npz`
+    unknown = sorted(set(wanted) - set(files))
+    if unknown:
+        sys.exit(f"make_fixtures.py: unknown fixture files {unknown}; choose from "
+                 f"{sorted(files)}")
+    for filename in wanted:
+        arrays = files[filename]()
         for key, value in arrays.items():
             assert value.dtype.kind in "biufU", f"{key}: {value.dtype}"
             assert value.dtype.kind != "f" or value.dtype == np.float64, key
