@@ -7,9 +7,9 @@ import pytest
 
 import tinygrad_attn as ta
 from tinygrad_attn import engine, nn
-from tinygrad_attn.anomaly import AnomalyError, check_recorded_ops, detect_anomaly
+from tinygrad_attn.anomaly import AnomalyError, detect_anomaly
 from tinygrad_attn.engine import Op
-from tinygrad_attn.gradcheck import gradcheck
+from tinygrad_attn.gradcheck import check_recorded_ops, gradcheck
 
 
 def test_nan_backward_names_the_op_shapes_and_user_line():

@@ -3,10 +3,9 @@
 - ``with detect_anomaly():`` records where each op was created and makes a backward
   that produces NaN or Inf raise :class:`AnomalyError`, naming the op, its input shapes
   and the line of user code that created it.
-- :func:`check_recorded_ops` re-checks every op recorded by a composite function against
-  finite differences on that op's own recorded inputs, so a failing ``gradcheck`` of a
-  whole function can be traced to the one op whose backward disagrees;
-  :func:`gradcheck` is ``tinygrad_attn.gradcheck`` with that diagnosis added to its error.
+- ``tinygrad_attn.gradcheck.check_recorded_ops`` builds on the call sites recorded here
+  to trace a failing gradient check of a whole function to the one op whose backward
+  disagrees.
 
 Off, the engine pays one global read per op; the bookkeeping happens only inside the block.
 """
@@ -16,21 +15,20 @@ from __future__ import annotations
 import contextlib
 import linecache
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinygrad_attn import engine, random
-from tinygrad_attn.engine import Op, toposort
-from tinygrad_attn.gradcheck import InputReport, compare_gradients, to_float64
-from tinygrad_attn.tensor import Tensor
+from tinygrad_attn import engine
+from tinygrad_attn.engine import Op
 
 _PACKAGE = Path(__file__).resolve().parent
 # Frames in these files are the machinery of recording an op, never the creation site.
 _MACHINERY = (_PACKAGE / "engine.py", _PACKAGE / "tensor.py", _PACKAGE / "ops",
+              _PACKAGE / "functions.py",
               Path(contextlib.__file__).resolve())
 
 
@@ -128,62 +126,3 @@ def detect_anomaly(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         engine._anomaly_hooks = previous
-
-
-# ---- per-op gradient checks ----
-@dataclass
-class OpCheck:
-    """How one recorded op's backward compares with finite differences."""
-
-    op: Op
-    inputs: list[InputReport]
-
-    @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.inputs)
-
-    def describe(self) -> str:
-        scope = f" in {self.op.scope!r}" if self.op.scope else ""
-        verdict = "ok" if self.passed else "MISMATCH"
-        name = self.op.name or type(self.op).__name__
-        lines = [f"op {name!r}{scope} [{verdict}]", where_created(self.op)]
-        lines += [f"  {r.describe()}" for r in self.inputs if not r.passed]
-        return "\n".join(lines)
-
-
-def check_recorded_ops(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
-                       atol: float = 1e-5, rtol: float = 1e-3) -> list[OpCheck]:
-    """Run ``fn`` once in float64, then gradient-check every op it recorded on that op's
-    own recorded inputs. Returns one :class:`OpCheck` per op, inputs before outputs."""
-    inputs = [to_float64(t) for t in inputs]
-    with detect_anomaly():
-        result = fn(*inputs)
-    outputs = [t for t in (result if isinstance(result, (tuple, list)) else (result,))
-               if isinstance(t, Tensor) and t._ctx is not None]
-    seen: set[int] = set()
-    checks = []
-    for out in outputs:
-        for node in toposort(out):
-            op = node._ctx
-            if id(op) in seen:
-                continue
-            seen.add(id(op))
-            checks.append(_check_op(op, eps, atol, rtol))
-    return checks
-
-
-def _check_op(op: Op, eps: float, atol: float, rtol: float) -> OpCheck:
-    params = op._anomaly_params
-    leaves = [Tensor(t.data.astype(np.float64) if t.dtype.kind == "f" else t.data,
-                     requires_grad=t.requires_grad) for t in op.inputs]
-    saved = random.generator()
-
-    def single(*xs: Tensor) -> Tensor:
-        random.manual_seed(0)  # ops that draw random masks draw the same one every call
-        return type(op).apply(*xs, **params)
-
-    try:
-        reports = compare_gradients(single, leaves, eps=eps, atol=atol, rtol=rtol)
-    finally:
-        random._generator = saved
-    return OpCheck(op, reports)

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_attn.engine import no_grad
+from tinygrad_attn import random
+from tinygrad_attn.anomaly import detect_anomaly, where_created
+from tinygrad_attn.engine import Op, no_grad, toposort
 from tinygrad_attn.tensor import Tensor
 
 
@@ -85,11 +87,13 @@ def compare_gradients(fn: Callable[..., Any], inputs: Sequence[Any], eps: float 
             data = tensor.data  # perturbed in place, element by element, then restored
             for index in np.ndindex(data.shape):
                 original = data[index]
-                data[index] = original + eps
-                plus = objective()
-                data[index] = original - eps
-                minus = objective()
-                data[index] = original
+                try:
+                    data[index] = original + eps
+                    plus = objective()
+                    data[index] = original - eps
+                    minus = objective()
+                finally:  # also when fn raises: the input is left exactly as it was
+                    data[index] = original
                 numerical[index] = (plus - minus) / (2 * eps)
             reports.append(_report(position, analytic, numerical, atol, rtol))
     finally:
@@ -133,11 +137,68 @@ def _blame_ops(fn: Callable[..., Any], inputs: Sequence[Any], eps: float, atol: 
                rtol: float) -> str:
     """Which recorded op's own backward disagrees with finite differences on the inputs
     it recorded: narrows a failing composite function down to one op."""
-    from tinygrad_attn.anomaly import check_recorded_ops  # it builds on this module
-
     culprits = [c for c in check_recorded_ops(fn, inputs, eps, atol, rtol) if not c.passed]
     if not culprits:
         return ("every recorded op passes on its own inputs: look at code that bypasses "
                 "the ops (numpy on .data, say) or at points where fn is not differentiable")
     detail = "\n".join(c.describe() for c in culprits)
     return f"ops whose backward disagrees with finite differences:\n{detail}"
+
+
+# ---- per-op checks: which recorded op is to blame ----
+@dataclass
+class OpCheck:
+    """How one recorded op's backward compares with finite differences."""
+
+    op: Op
+    inputs: list[InputReport]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.inputs)
+
+    def describe(self) -> str:
+        scope = f" in {self.op.scope!r}" if self.op.scope else ""
+        verdict = "ok" if self.passed else "MISMATCH"
+        name = self.op.name or type(self.op).__name__
+        lines = [f"op {name!r}{scope} [{verdict}]", where_created(self.op)]
+        lines += [f"  {r.describe()}" for r in self.inputs if not r.passed]
+        return "\n".join(lines)
+
+
+def check_recorded_ops(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
+                       atol: float = 1e-5, rtol: float = 1e-3) -> list[OpCheck]:
+    """Run ``fn`` once in float64, then gradient-check every op it recorded on that op's
+    own recorded inputs. Returns one :class:`OpCheck` per op, inputs before outputs."""
+    inputs = [to_float64(t) for t in inputs]
+    with detect_anomaly():
+        result = fn(*inputs)
+    outputs = [t for t in (result if isinstance(result, (tuple, list)) else (result,))
+               if isinstance(t, Tensor) and t._ctx is not None]
+    seen: set[int] = set()
+    checks = []
+    for out in outputs:
+        for node in toposort(out):
+            op = node._ctx
+            if id(op) in seen:
+                continue
+            seen.add(id(op))
+            checks.append(_check_op(op, eps, atol, rtol))
+    return checks
+
+
+def _check_op(op: Op, eps: float, atol: float, rtol: float) -> OpCheck:
+    params = op._anomaly_params
+    leaves = [Tensor(t.data.astype(np.float64) if t.dtype.kind == "f" else t.data,
+                     requires_grad=t.requires_grad) for t in op.inputs]
+    saved = random.generator()
+
+    def single(*xs: Tensor) -> Tensor:
+        random.manual_seed(0)  # ops that draw random masks draw the same one every call
+        return type(op).apply(*xs, **params)
+
+    try:
+        reports = compare_gradients(single, leaves, eps=eps, atol=atol, rtol=rtol)
+    finally:
+        random._generator = saved
+    return OpCheck(op, reports)

@@ -768,9 +768,10 @@ class Tensor(Node):
         return _norm.LogSoftmax.apply(self._floating(), axis=dim if axis is None else axis)
 
     # ---- in place ----
-    def _write(self, values: np.ndarray, op: str, index: Any = slice(None)) -> Tensor:
-        """Write ``values`` into ``data`` (at ``index``) and bump the version: the one
-        place every in-place change goes through, checked against PyTorch's rules."""
+    def _check_inplace(self, op: str) -> None:
+        """PyTorch's rule: no in-place change of a tensor that requires grad while the
+        graph is being recorded (a leaf's gradient would lose its meaning; a recorded
+        tensor's consumers would see the new values)."""
         if self.requires_grad and engine._grad_enabled:
             if self._ctx is None:
                 raise RuntimeError(f"{op}: a leaf tensor that requires grad (shape "
@@ -779,12 +780,17 @@ class Tensor(Node):
             raise RuntimeError(f"{op}: a tensor computed from others (shape {self.shape}, "
                                f"made by {self._ctx.name!r}) cannot be changed in place "
                                f"while recording the graph; use the out-of-place op")
+
+    def _write(self, values: np.ndarray, op: str, index: Any = slice(None)) -> Tensor:
+        """Write ``values`` into ``data`` (at ``index``) and bump the version: the one
+        place every in-place change goes through."""
+        self._check_inplace(op)
         if not np.can_cast(values.dtype, self.data.dtype, "same_kind"):
             raise RuntimeError(f"{op}: result type {values.dtype} can't be cast to the "
                                f"dtype {self.dtype} of the tensor changed in place")
         if not self.data.flags.writeable:
-            raise RuntimeError(f"{op}: this tensor (shape {self.shape}) shares its memory "
-                               f"with another (an expand); clone() it first")
+            raise RuntimeError(f"{op}: this tensor (shape {self.shape}) shares read-only "
+                               f"memory (an expand or a constant); clone() it first")
         target_shape = self.data[index].shape if index != slice(None) else self.shape
         try:
             out_shape = np.broadcast_shapes(values.shape, target_shape)
@@ -797,37 +803,35 @@ class Tensor(Node):
         self._bump_version()
         return self
 
-    def _inplace(self, result: Tensor, op: str) -> Tensor:
+    def _inplace(self, op: str, compute: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """``self = compute(self, *args)`` in place: the out-of-place op's result (so the
+        maths and the promotion are the op's own), written back into ``data``."""
+        self._check_inplace(op)
+        with engine.no_grad():
+            result = compute(self, *args, **kwargs)
         return self._write(result.data, op)
 
     def add_(self, other: ArrayLike, *, alpha: builtins.float = 1) -> Tensor:
-        with engine.no_grad():
-            return self._inplace(self.add(other, alpha=alpha), "add_")
+        return self._inplace("add_", Tensor.add, other, alpha=alpha)
 
     def sub_(self, other: ArrayLike, *, alpha: builtins.float = 1) -> Tensor:
-        with engine.no_grad():
-            return self._inplace(self.sub(other, alpha=alpha), "sub_")
+        return self._inplace("sub_", Tensor.sub, other, alpha=alpha)
 
     def mul_(self, other: ArrayLike) -> Tensor:
-        with engine.no_grad():
-            return self._inplace(self * other, "mul_")
+        return self._inplace("mul_", Tensor.__mul__, other)
 
     def div_(self, other: ArrayLike) -> Tensor:
-        with engine.no_grad():
-            return self._inplace(self / other, "div_")
+        return self._inplace("div_", Tensor.__truediv__, other)
 
     def pow_(self, exponent: ArrayLike) -> Tensor:
-        with engine.no_grad():
-            return self._inplace(self ** exponent, "pow_")
+        return self._inplace("pow_", Tensor.__pow__, exponent)
 
     def clamp_(self, min: builtins.float | None = None,  # noqa: A002
                max: builtins.float | None = None) -> Tensor:  # noqa: A002
-        with engine.no_grad():
-            return self._inplace(self.clamp(min, max), "clamp_")
+        return self._inplace("clamp_", Tensor.clamp, min, max)
 
     def masked_fill_(self, mask: ArrayLike, value: ArrayLike) -> Tensor:
-        with engine.no_grad():
-            return self._inplace(self.masked_fill(mask, value), "masked_fill_")
+        return self._inplace("masked_fill_", Tensor.masked_fill, mask, value)
 
     def zero_(self) -> Tensor:
         return self._write(np.zeros((), self.data.dtype), "zero_")

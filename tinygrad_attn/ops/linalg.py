@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,11 +53,17 @@ class MatMul(Op):
         return grad_a, grad_b
 
 
+def _rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as a 2-D stack of its last-axis rows (also when that axis is empty, where
+    ``reshape(-1, 0)`` would be ambiguous)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x @ y``; a batched ``x`` times a matrix ``y`` runs as one 2-D product (numpy
     loops over the batch otherwise, several times slower)."""
     if y.ndim == 2 and x.ndim > 2:
-        return (x.reshape(-1, x.shape[-1]) @ y).reshape(*x.shape[:-1], y.shape[-1])
+        return (_rows(x) @ y).reshape(*x.shape[:-1], y.shape[-1])
     return np.matmul(x, y)
 
 
@@ -68,8 +75,8 @@ def _matmul_reduced(x: np.ndarray, y: np.ndarray, target: tuple[int, ...]) -> np
     products followed by a sum.
     """
     if len(target) == 2 and x.ndim > 2:
-        x_stacked = np.swapaxes(x, -1, -2).reshape(-1, x.shape[-2])  # (batch*inner, m)
-        return x_stacked.T @ y.reshape(-1, y.shape[-1])
+        x_stacked = _rows(np.swapaxes(x, -1, -2))  # (batch*inner, m)
+        return x_stacked.T @ _rows(y)
     return _matmul(x, y)
 
 
@@ -90,7 +97,7 @@ class Linear(Op):
                              f"of shape {weight.shape}")
         # Rows of every batch dim stacked: numpy runs one large BLAS product on 2-D
         # operands, but loops over the batch (several times slower) on 3-D ones.
-        self.rows = x.reshape(-1, x.shape[-1])
+        self.rows = _rows(x)
         self.x_shape, self.weight = x.shape, weight
         out = self.rows @ weight.T
         if bias:
@@ -99,7 +106,7 @@ class Linear(Op):
 
     def backward(self, g: np.ndarray) -> Grads:
         need_x, need_w = self.needs_input_grad[:2]
-        g_rows = g.reshape(-1, g.shape[-1])
+        g_rows = _rows(g)
         grad_x = (g_rows @ self.weight).reshape(self.x_shape) if need_x else None
         grad_w = g_rows.T @ self.rows if need_w else None
         if len(self.needs_input_grad) == 2:

@@ -23,6 +23,8 @@ Grads = tuple[np.ndarray | None, ...]
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    if x.shape[axis] == 0:  # nothing to normalise: an empty result, as PyTorch gives
+        return x.copy()
     out = x - np.max(x, axis=axis, keepdims=True)
     np.exp(out, out=out)
     out /= np.sum(out, axis=axis, keepdims=True)
@@ -70,6 +72,9 @@ class LogSoftmax(Op):
     def forward(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         _check_axis(axis, x.ndim)
         self.axis = axis
+        if x.shape[axis] == 0:
+            self.out = x.copy()
+            return self.out
         shifted = x - np.max(x, axis=axis, keepdims=True)
         shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
         self.out = shifted
