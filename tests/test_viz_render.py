@@ -10,6 +10,7 @@ import pytest
 
 import tinygrad_attn as ta
 from tinygrad_attn import nn, ops, viz
+from tinygrad_attn.demo.residuals import residual_story
 from tinygrad_attn.__main__ import main
 from tinygrad_attn.viz import render
 
@@ -143,7 +144,7 @@ def test_graph_command_writes_graphs_and_chart(tmp_path, capsys):
 
 
 def test_residual_story_models_share_weights_and_differ_in_gradient_flow(tmp_path):
-    result = viz.residual_story(tmp_path, layers=3, graphs=())
+    result = residual_story(tmp_path, layers=3, graphs=())
     norms = result["norms"]
     assert set(norms) == {"post-norm", "pre-norm", "no residual"}
     assert all(len(v) == 3 for v in norms.values())

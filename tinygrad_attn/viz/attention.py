@@ -3,9 +3,8 @@ the gradient of the loss with respect to those weights.
 
 The weights are read from the graph: every attention op (``scaled_dot_product_attention``
 and the packed ``self_attention``) keeps its softmax weights (``op.weights``, shape
-(batch, heads, L, S)). The gradient with respect to them is ``dL/dW = dL/dout @ V^T``
-(times the dropout mask, if any), where ``dL/dout`` comes from replaying the backward
-pass.
+(batch, heads, L, S)), and ``op.weights_grad(dL/dout)`` gives the gradient with respect to
+them, where ``dL/dout`` comes from replaying the backward pass.
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_attn.engine import toposort
 from tinygrad_attn.ops.attention import ScaledDotProductAttention
 from tinygrad_attn.tensor import Tensor
-from tinygrad_attn.viz.replay import replay
+from tinygrad_attn.viz.replay import Replay, replay, walk
 from tinygrad_attn.viz.style import save_figure
 
 
@@ -37,22 +35,22 @@ class AttentionRecord:
     grad: np.ndarray | None
 
 
-def attention_records(root: Tensor) -> list[AttentionRecord]:
-    """Every attention op in the graph of ``root``, first layer first."""
+def attention_records(root: Tensor, seed: np.ndarray | None = None,
+                      replay_: Replay | None = None) -> list[AttentionRecord]:
+    """Every attention op in the graph of ``root``, first layer first, with d loss / d
+    weights replayed from ``seed`` (default: ones for a one-element root; see
+    :func:`~tinygrad_attn.viz.replay`, whose result ``replay_`` may be reused)."""
     if not isinstance(root, Tensor):
         raise TypeError(f"attention_records: root must be a Tensor, got "
                         f"{type(root).__name__}")
-    nodes = [n for n in toposort(root)
-             if isinstance(n._ctx, ScaledDotProductAttention)] if root._ctx else []
-    rep = replay(root, keep={id(n) for n in nodes})
+    nodes = [n for n in walk(root, "attention_records")
+             if isinstance(n._ctx, ScaledDotProductAttention)]
+    rep = replay_ if replay_ is not None and replay_.root is root else replay(
+        root, seed=seed, who="attention_records")
     records = []
     for node in nodes:
         op = node._ctx
-        grad = None
-        if id(node) in rep.kept:
-            grad = np.matmul(rep.kept[id(node)], np.swapaxes(op.v, -1, -2))
-            if op.keep_scaled is not None:
-                grad = grad * op.keep_scaled
+        grad = op.weights_grad(rep.grads[id(node)]) if id(node) in rep.grads else None
         weights = op.weights
         if weights.ndim == 3:  # unbatched (heads, L, S)
             weights, grad = weights[None], None if grad is None else grad[None]
