@@ -167,7 +167,8 @@ def test_attention_strips_mark_the_deciding_word_with_two_colormaps(tmp_path):
     tokens = [f"w{i}" for i in range(12)]
     fig = viz.draw_attention(record, tokens, queries=[-1], mark=5, path=tmp_path / "strip")
     axes = [ax for ax in fig.axes if ax.get_title(loc="left")]
-    cmaps = {ax.get_title(loc="left").split(" \u00b7 ")[1]: ax.images[0].get_cmap().name for ax in axes}
+    cmaps = {ax.get_title(loc="left").split(" \u00b7 ")[1]: ax.images[0].get_cmap().name
+             for ax in axes}
     assert cmaps == {"weights": "Blues", "dL/d weights": "RdBu_r"}
     grads = [ax for ax in axes if "dL" in ax.get_title(loc="left")]
     for ax in grads:  # the diverging colormap is centred on zero

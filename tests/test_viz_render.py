@@ -10,8 +10,8 @@ import pytest
 
 import tinygrad_attn as ta
 from tinygrad_attn import nn, ops, viz
-from tinygrad_attn.demo.residuals import residual_story
 from tinygrad_attn.__main__ import main
+from tinygrad_attn.demo.residuals import residual_story
 from tinygrad_attn.viz import render
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

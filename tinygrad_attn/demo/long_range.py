@@ -27,6 +27,7 @@ from tinygrad_attn.demo.models import (
     matched_hidden_size,
     parameter_count,
 )
+from tinygrad_attn.demo.residuals import residual_story
 from tinygrad_attn.demo.training import (
     TrainLog,
     accuracy,
@@ -34,12 +35,14 @@ from tinygrad_attn.demo.training import (
     context_similarity,
     train,
 )
+from tinygrad_attn.viz.style import save_figure
 
 __all__ = ["Config", "DemoResult", "print_report", "run", "train_and_measure", "write_outputs"]
 
 # The deciding phrase's slot for each distance test set: slot 8 is 13 tokens before the
 # answer, slot 0 is 61.
 DISTANCE_SLOTS = (8, 6, 4, 2, 0)
+BLAS_THREADS = 1  # the demo command's choice for its tiny model (see main)
 
 
 def distance_of(slot: int) -> int:
@@ -105,29 +108,85 @@ def run(out_dir: str | os.PathLike = "demo_out", seed: int = 0, steps: int | Non
     out_dir.mkdir(parents=True, exist_ok=True)
 
     result = train_and_measure(config, seed, out, progress)
-    result.metrics["pictures"] = write_pictures(result, out_dir / "pictures")
+    result.metrics["pictures"] = write_pictures(result, out_dir / "pictures", seed)
     write_outputs(result, out_dir)
     print_report(result, out_dir, out)
     return result
 
 
-def write_pictures(result: DemoResult, out_dir: Path) -> list[str]:
-    """The trained model's graph, its attention heatmaps and its gradient-flow chart, for
-    one held-out sequence: the loss is backpropagated once, and every picture is read
-    from the recorded graph. Returns the PNG files written, relative to the run's folder."""
+def write_pictures(result: DemoResult, out_dir: Path, seed: int = 0) -> list[str]:
+    """The trained model's graph and attention strips for one held-out sequence, the
+    gradient reaching each input word for both models, and the residual experiment's
+    charts. No backward(): every picture replays the loss's backward pass from its graph.
+    Returns the PNG files written, relative to the run's folder."""
     example = task.Batch(result.test.tokens[:1], result.test.labels[:1],
                          result.test.key_position[:1])
-    # No backward(): the pictures replay the loss's backward pass from its graph.
     loss = ops.cross_entropy(result.model(example.tokens), example.labels)
     words = [task.VOCAB[i] for i in example.tokens[0]]
     # The answer position's row of each attention map: where "[sport]" looks.
     written = viz.write_all(loss, out_dir, tokens=words, collapse_depth=3,
                             layers_prefix="encoder.layers",
-                            attention_queries=[example.answer_position])
+                            attention_queries=[example.answer_position],
+                            attention_mark=int(example.key_position[0]))
     pngs = [written["graph"]["png"], *written["attention"]]
-    if "gradient_flow" in written:
-        pngs.append(written["gradient_flow"])
+    slot = 4
+    batch = task.generate(64, np.random.default_rng([seed, 6]), slot)
+    norms = input_gradients(result.model, result.rnn, batch)
+    draw_input_gradients(norms, distance_of(slot), out_dir / "gradient_by_distance")
+    pngs.append(out_dir / "gradient_by_distance.png")
+    story = residual_story(out_dir / "residuals", layers=6, graphs=(), seed=seed)
+    pngs += [p for p in story["files"] if p.suffix == ".png"]
     return [str(Path(p).relative_to(out_dir.parent)) for p in pngs]
+
+
+def input_gradients(model: AttentionClassifier, rnn: VanillaRNN,
+                    batch: task.Batch) -> dict[str, np.ndarray]:
+    """Per model, the norm of d loss / d (input vector at each position), averaged over
+    ``batch``: how much each word can change the answer. Read from the graph (a replay
+    of the backward pass), so no parameter's ``.grad`` changes."""
+    model.eval()
+    embedded = model.embed(batch.tokens)
+    attention_loss = ops.cross_entropy(model.head(model.encoder(embedded)[:, -1]),
+                                       batch.labels)
+    words = rnn.embedding(batch.tokens)
+    rnn_loss = ops.cross_entropy(rnn.head(rnn.hidden_states(words)), batch.labels)
+    norms = {}
+    for name, loss, inputs in (("Transformer", attention_loss, embedded),
+                               ("vanilla RNN", rnn_loss, words)):
+        grads = viz.replay(loss).grads[id(inputs)]
+        norms[name] = np.linalg.norm(grads.astype(np.float64), axis=-1).mean(axis=0)
+    return norms
+
+
+def draw_input_gradients(norms: dict[str, np.ndarray], key_distance: int,
+                         path: Path) -> Any:
+    """Gradient reaching each input word against its distance from the answer, log scale,
+    the deciding word marked. Writes ``path.svg`` and ``path.png``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.5, 4.6), layout="constrained")
+    ax = fig.subplots()
+    ratios = []
+    for (name, values), marker in zip(norms.items(), "os"):
+        distance = np.arange(len(values))[::-1]  # the answer is the last position
+        ax.plot(distance, values, marker=marker, markersize=3, label=name)
+        at_key = values[len(values) - 1 - key_distance]
+        ratios.append(f"{name} {at_key / np.median(values):.3g}x")
+    ax.axvline(key_distance, color="#b00020", linestyle="--", linewidth=1.2)
+    ax.text(key_distance + 0.6, 0.97, "the deciding word", color="#b00020", fontsize=10,
+            transform=ax.get_xaxis_transform(), va="top")
+    ax.set_yscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("tokens before the answer  (the answer is at 0)", fontsize=10)
+    ax.set_ylabel("mean \u2016dL / d(word vector)\u2016", fontsize=10)
+    fig.suptitle("How much each input word can change the answer (trained models)",
+                 x=0.02, ha="left", fontsize=12, fontweight="bold")
+    ax.set_title(f"gradient at the deciding word, {key_distance} tokens back, over the "
+                 f"median word's: " + ", ".join(ratios), loc="left", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=10)
+    save_figure(fig, path, dpi=120)
+    return fig
 
 
 def train_and_measure(config: Config, seed: int, out: TextIO,
@@ -229,6 +288,10 @@ def write_outputs(result: DemoResult, out_dir: Path) -> None:
         f.write("\n")
 
 
+def _rate(steps: int, seconds: float) -> str:
+    return f"{steps / seconds:.1f} steps/s" if seconds > 0 else "no steps"
+
+
 def _percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -240,7 +303,7 @@ def print_report(result: DemoResult, out_dir: Path, out: TextIO) -> None:
     lines = [
         "",
         f"Transformer ({m['parameters']} parameters): {m['steps']} steps in "
-        f"{m['train_seconds']:.1f} s of training.",
+        f"{m['train_seconds']:.1f} s of training ({_rate(m['steps'], m['train_seconds'])}).",
         f"  Held-out accuracy: {_percent(m['test_accuracy'])} of {m['test_size']} new "
         f"sequences (chance: {_percent(m['chance_accuracy'])}).",
         "",
@@ -263,7 +326,8 @@ def print_report(result: DemoResult, out_dir: Path, out: TextIO) -> None:
         "",
         f"Vanilla RNN ({m['rnn_parameters']} parameters, hidden size "
         f"{m['rnn_hidden_size']}): {m['rnn_steps']} steps in "
-        f"{m['rnn_train_seconds']:.1f} s on the same sequences.",
+        f"{m['rnn_train_seconds']:.1f} s on the same sequences "
+        f"({_rate(m['rnn_steps'], m['rnn_train_seconds'])}).",
         f"  Held-out accuracy: {_percent(m['rnn_test_accuracy'])}.",
         "",
         "Accuracy by distance from the deciding word to the answer:",
@@ -293,8 +357,8 @@ def print_report(result: DemoResult, out_dir: Path, out: TextIO) -> None:
                   "to: the sport",
                   "  depends on the place word's role, never on what \"apple\" means)"]
     lines += ["", f"Wrote {out_dir / 'model.npz'} and {out_dir / 'metrics.json'}; the "
-              f"graph, the attention heatmaps and the gradient-flow chart of one held-out "
-              f"sequence are in {out_dir / 'pictures'}."]
+              f"graph and attention strips of one held-out sequence, the gradient each input word "
+              f"gets, and the residual charts are in {out_dir / 'pictures'}."]
     if "time" in (m["stopped_by"], m["rnn_stopped_by"]):
         lines.append("Note: the time budget cut training short, so another run with this "
                      "seed may differ.")
@@ -308,6 +372,14 @@ def main(out_dir: str, seed: int, steps: int | None, fast: bool,
     if time_budget is not None:
         config.time_budget = time_budget
     start = time.perf_counter()
-    run(out_dir, seed, steps=steps, config=config)
-    print(f"Total wall time: {time.perf_counter() - start:.1f} s.")
+    # The model's matrices are at most 66 x 64: a BLAS thread pool costs more in
+    # hand-offs than it saves, and under load several threads slow each other down (a
+    # 32-wide model ran 2.5x faster on one thread than on two). The command, never the
+    # library, chooses.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        run(out_dir, seed, steps=steps, config=config)
+    print(f"Total wall time: {time.perf_counter() - start:.1f} s "
+          f"({BLAS_THREADS} BLAS thread).")
     return 0

@@ -18,7 +18,8 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *, seed: Any = None
               tokens: Sequence[str] | None = None, batch_index: int = 0,
               collapse_depth: int | None = 2, full_graph: bool = False,
               stepper: bool = False, layers_prefix: str = "layers",
-              attention_queries: Sequence[int] | None = None) -> dict[str, Any]:
+              attention_queries: Sequence[int] | None = None,
+              attention_mark: int | None = None) -> dict[str, Any]:
     """Write the graph, the attention views and the gradient-flow chart for ``loss``.
 
     The gradients are replayed once from ``seed`` (default: ones for a one-element loss)
@@ -29,7 +30,7 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *, seed: Any = None
       ``graph_full.*`` too when ``full_graph``;
     - ``attention_<module path>.{svg,png}``: each attention op's heads for
       ``batch_index``, beside d loss / d weights, labelled with ``tokens`` (only the
-      query rows ``attention_queries``, if given);
+      query rows ``attention_queries``, if given; key ``attention_mark`` framed);
     - ``gradient_flow.{svg,png}``: the gradient norm reaching each ``layers.i`` input;
     - ``stepper/stepper.html`` and its frames when ``stepper``.
 
@@ -47,7 +48,7 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *, seed: Any = None
     for record in attention_records(loss, replay_=rep):
         name = "attention_" + (record.scope.replace(".", "_") or "root")
         draw_attention(record, tokens, batch=batch_index, path=out / name,
-                       queries=attention_queries)
+                       queries=attention_queries, mark=attention_mark)
         attention.append(out / f"{name}.png")
     written["attention"] = attention
     if rep.seed is not None:
