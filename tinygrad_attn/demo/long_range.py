@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,8 +182,9 @@ def draw_input_gradients(norms: dict[str, np.ndarray], key_distance: int,
     ax.set_ylabel("mean \u2016dL / d(word vector)\u2016", fontsize=10)
     fig.suptitle("How much each input word can change the answer (trained models)",
                  x=0.02, ha="left", fontsize=12, fontweight="bold")
-    ax.set_title(f"gradient at the deciding word, {key_distance} tokens back, over the "
-                 f"median word's: " + ", ".join(ratios), loc="left", fontsize=10)
+    reading = (f"gradient at the deciding word, {key_distance} tokens back, over the "
+               f"median word's: " + ", ".join(ratios))
+    ax.set_title(textwrap.fill(reading, 100), loc="left", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=10)
     save_figure(fig, path, dpi=120)

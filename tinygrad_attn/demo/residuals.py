@@ -61,8 +61,9 @@ def _similarity_caption(similarity: dict[str, list[float]]) -> str:
 def _flow_caption(norms: dict[str, list[float]]) -> str:
     pre, post = norms["pre-norm"], norms["post-norm"]
     return (f"pre-norm: layer 0 gets {pre[0] / pre[-1]:.2g}x what the last layer gets; "
-            f"post-norm {post[0] / post[-1]:.2g}x; no residual: large, but of vectors "
-            f"that are all alike")
+            f"post-norm {post[0] / post[-1]:.2g}x. Without residuals the gradient is "
+            f"large too, but it is the gradient of positions that are all alike (see the "
+            f"token-similarity chart)")
 
 
 def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,

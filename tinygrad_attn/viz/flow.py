@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -135,7 +136,7 @@ def _layer_chart(series: Mapping[str, list[float]], path: str | os.PathLike[str]
     ax.set_ylabel(ylabel, fontsize=10)
     fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold")
     if caption is not None:
-        ax.set_title(caption, loc="left", fontsize=10, color="#333333")
+        ax.set_title(textwrap.fill(caption, 95), loc="left", fontsize=10, color="#333333")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     if path is not None:
