@@ -128,7 +128,8 @@ def write_pictures(result: DemoResult, out_dir: Path, seed: int = 0) -> list[str
     written = viz.write_all(loss, out_dir, tokens=words, collapse_depth=3,
                             layers_prefix="encoder.layers",
                             attention_queries=[example.answer_position],
-                            attention_mark=int(example.key_position[0]))
+                            attention_mark=int(example.key_position[0]),
+                            gradient_flow=False)  # two layers: gradient_by_distance says more
     pngs = [written["graph"]["png"], *written["attention"]]
     slot = 4
     batch = task.generate(64, np.random.default_rng([seed, 6]), slot)

@@ -19,7 +19,8 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *, seed: Any = None
               collapse_depth: int | None = 2, full_graph: bool = False,
               stepper: bool = False, layers_prefix: str = "layers",
               attention_queries: Sequence[int] | None = None,
-              attention_mark: int | None = None) -> dict[str, Any]:
+              attention_mark: int | None = None,
+              gradient_flow: bool = True) -> dict[str, Any]:
     """Write the graph, the attention views and the gradient-flow chart for ``loss``.
 
     The gradients are replayed once from ``seed`` (default: ones for a one-element loss)
@@ -31,7 +32,8 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *, seed: Any = None
     - ``attention_<module path>.{svg,png}``: each attention op's heads for
       ``batch_index``, beside d loss / d weights, labelled with ``tokens`` (only the
       query rows ``attention_queries``, if given; key ``attention_mark`` framed);
-    - ``gradient_flow.{svg,png}``: the gradient norm reaching each ``layers.i`` input;
+    - ``gradient_flow.{svg,png}``: the gradient norm reaching each ``layers.i`` input
+      (unless ``gradient_flow`` is False);
     - ``stepper/stepper.html`` and its frames when ``stepper``.
 
     Returns {name: path or list of paths}.
@@ -53,7 +55,7 @@ def write_all(loss: Tensor, out_dir: str | os.PathLike[str], *, seed: Any = None
     written["attention"] = attention
     if rep.seed is not None:
         norms = layer_input_grad_norms(loss, layers_prefix, replay_=rep)
-        if len(norms) > 1:
+        if gradient_flow and len(norms) > 1:
             draw_gradient_flow({"this model": norms}, out / "gradient_flow")
             written["gradient_flow"] = out / "gradient_flow.png"
         if stepper:
