@@ -26,8 +26,11 @@ setup(
         "safetensors>=0.4",
         # Attention heatmaps and the gradient-flow chart (tinygrad_attn.viz).
         "matplotlib>=3.7",
+        # The demo command picks its BLAS thread count (never the library).
+        "threadpoolctl>=3.1",
     ],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6"],
+        # playwright drives the system Chromium in the stepper's browser test.
+        "dev": ["pytest>=7", "hypothesis>=6", "playwright>=1.40"],
     },
 )

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-import tinygrad_attn.demo
+import tinygrad_attn.demo.long_range
+import tinygrad_attn.demo.residuals
 import tinygrad_attn.report
-import tinygrad_attn.viz.flow
 from tinygrad_attn.__main__ import build_parser, main
 
 
@@ -20,7 +20,8 @@ from tinygrad_attn.__main__ import build_parser, main
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
     """Replace the commands: record what they were given, do no work."""
     seen: list[tuple[str, tuple[Any, ...]]] = []
-    for module, name in ((tinygrad_attn.demo, "demo"), (tinygrad_attn.viz.flow, "graph"),
+    for module, name in ((tinygrad_attn.demo.long_range, "demo"),
+                         (tinygrad_attn.demo.residuals, "graph"),
                          (tinygrad_attn.report, "gradcheck")):
         monkeypatch.setattr(module, "main", lambda *a, _n=name: seen.append((_n, a)) or 0)
     return seen
@@ -85,7 +86,7 @@ def test_a_failure_while_working_is_one_line_not_a_traceback(
     def full_disk(*args: Any) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tinygrad_attn.demo, "main", full_disk)
+    monkeypatch.setattr(tinygrad_attn.demo.long_range, "main", full_disk)
     assert main(["demo", "--fast"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err

@@ -173,12 +173,15 @@ def test_fast_run_writes_complete_metrics(fast_run: tuple[DemoResult, Path, str]
     assert on_disk["cosine_role_before"] == pytest.approx(1.0, abs=1e-6)
     assert -1.0 <= on_disk["cosine_role_after"] <= 1.0
     assert "Held-out accuracy" in printed and "attention" in printed
-    # The pictures of the trained model: its graph, one attention view per layer, and
-    # the gradient-flow chart, each a real PNG.
+    assert "steps/s" in printed
+    # The pictures of the trained model: its graph, one attention view per layer, the
+    # gradient each input word gets, and the residual experiment's two charts.
     pictures = on_disk["pictures"]
     assert sorted(pictures) == sorted([
         "pictures/graph.png", "pictures/attention_encoder_layers_0_self_attn.png",
-        "pictures/attention_encoder_layers_1_self_attn.png", "pictures/gradient_flow.png"])
+        "pictures/attention_encoder_layers_1_self_attn.png",
+        "pictures/gradient_by_distance.png", "pictures/residuals/gradient_flow.png",
+        "pictures/residuals/token_similarity.png"])
     for name in pictures:
         assert (out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "residual" in (out_dir / "pictures" / "graph.dot").read_text()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tinygrad_attn import Tensor, nn, viz
+from tinygrad_attn.demo.residuals import residual_story
 
 
 class _Stack(nn.Module):
@@ -25,7 +26,7 @@ def test_similarity_is_one_for_identical_tokens_and_zero_for_orthogonal_ones() -
 
 
 def test_without_residuals_every_position_ends_up_with_the_same_vector(tmp_path) -> None:
-    result = viz.residual_story(tmp_path, layers=4, graphs=())
+    result = residual_story(tmp_path, layers=4, graphs=())
     similarity = result["similarity"]
     assert set(similarity) == {"post-norm", "pre-norm", "no residual"}
     # With residuals the first layer keeps the tokens apart ...

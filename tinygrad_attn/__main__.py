@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             from tinygrad_attn.report import main as report
             return report(args.ops)
         if args.command == "graph":
-            from tinygrad_attn.viz.flow import main as graph_main
+            from tinygrad_attn.demo.residuals import main as graph_main
             return graph_main(args.layers, args.norm, args.depth, args.out)
-        from tinygrad_attn.demo import main as demo_main
+        from tinygrad_attn.demo.long_range import main as demo_main
         return demo_main(args.out, args.seed, args.steps, args.fast, args.time_budget)
     except OSError as err:  # e.g. the disk filled up, or --out changed under us
         print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)

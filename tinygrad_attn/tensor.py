@@ -41,8 +41,7 @@ class Tensor(Node):
     can require gradients.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_backward_seed",
-                 "_versions", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_versions", "__weakref__")
     # Let numpy hand `array * tensor` to Tensor.__rmul__ instead of looping itself.
     __array_ufunc__ = None
 
@@ -70,7 +69,6 @@ class Tensor(Node):
         self.requires_grad = False
         self._ctx: engine.Op | None = None
         self.name = name
-        self._backward_seed: np.ndarray | None = None
         self._versions = [0]
         if requires_grad:
             self.requires_grad_()
@@ -85,7 +83,6 @@ class Tensor(Node):
         t.requires_grad = False
         t._ctx = None
         t.name = None
-        t._backward_seed = None
         t._versions = [0]
         return t
 
@@ -252,7 +249,6 @@ class Tensor(Node):
                 raise TypeError(f"backward: gradient must be floating point, got "
                                 f"{seed.dtype} for an output of shape {self.shape}")
             seed = seed.astype(self.data.dtype, copy=False)
-        self._backward_seed = seed if retain_graph else None
         engine.backward(self, seed, retain_graph=bool(retain_graph))
 
     # ---- operands: PyTorch's type promotion ----

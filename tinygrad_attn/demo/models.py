@@ -28,7 +28,7 @@ class AttentionClassifier(nn.Module):
         # Pre-norm trains without warm-up tricks at this size; no dropout, since the
         # task draws fresh sequences every step and cannot be memorised.
         layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=0.0,
-                                           norm_first=True)
+                                           norm_first=True, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model))
         self.head = nn.Linear(d_model, num_classes)
 

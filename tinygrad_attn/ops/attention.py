@@ -76,7 +76,7 @@ class ScaledDotProductAttention(Op):
         total = weights.sum(axis=-1, keepdims=True)
         total[total == 0] = 1
         weights /= total
-        self.weights = weights  # kept for pictures of what each head attends to
+        self.weights = weights  # the softmax weights, (..., L, S), before dropout
         self.dropped = weights
         if dropout_p > 0:
             keep = random.generator().random(weights.shape, dtype=np.float32) >= dropout_p
@@ -87,6 +87,16 @@ class ScaledDotProductAttention(Op):
             self.keep_scaled = None
         self.q, self.k, self.v = q, k, v
         return _matmul_like(self.dropped, v, q)
+
+    def weights_grad(self, g: np.ndarray) -> np.ndarray:
+        """d loss / d ``self.weights`` (the softmax weights, before dropout), shape
+        (..., L, S), given the gradient ``g`` of this op's output: ``g @ v^T``, times the
+        dropout mask's scale where dropout dropped weights. What attention heatmaps show
+        beside the weights; valid until backward() frees the op."""
+        grad = np.matmul(g, np.swapaxes(self.v, -1, -2))
+        if self.keep_scaled is not None:
+            grad *= self.keep_scaled
+        return grad
 
     def _attend_backward(self, g: np.ndarray, need_q: bool, need_k: bool, need_v: bool,
                          need_scores: bool, into: np.ndarray | None = None

@@ -9,9 +9,11 @@ step-by-step walk through the backward pass.
 - :func:`backward_stepper`: SVG frames of the backward pass and an HTML page that steps
   through them with the arrow keys.
 - :func:`layer_input_grad_norms`, :func:`draw_gradient_flow`, :func:`token_similarity`,
-  :func:`draw_token_similarity`, :func:`residual_story`: how much gradient reaches each
-  layer, and how much of the sequence's information survives it, with and without
-  residual connections.
+  :func:`draw_token_similarity`: how much gradient reaches each layer, and how much of
+  the sequence's information survives it.
+- :func:`replay`: the backward pass run again from a seed, keeping every edge's
+  gradient; the pictures above read it (the graph must be kept with
+  ``backward(retain_graph=True)`` to draw after backward).
 - :func:`write_all`: all of it for one loss, in one folder.
 """
 
@@ -23,7 +25,6 @@ from tinygrad_attn.viz.flow import (
     draw_gradient_flow,
     draw_token_similarity,
     layer_input_grad_norms,
-    residual_story,
     token_similarity,
 )
 from tinygrad_attn.viz.graph import GradGraph, draw_graph
@@ -35,5 +36,5 @@ __all__ = [
     "AttentionRecord", "GradGraph", "Replay", "RendererNotFoundError", "attention_records",
     "backward_stepper", "draw_attention", "draw_gradient_flow", "draw_graph",
     "draw_token_similarity", "find_renderer", "layer_input_grad_norms", "replay",
-    "residual_story", "token_similarity", "write_all",
+    "token_similarity", "write_all",
 ]

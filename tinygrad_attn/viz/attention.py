@@ -3,9 +3,8 @@ the gradient of the loss with respect to those weights.
 
 The weights are read from the graph: every attention op (``scaled_dot_product_attention``
 and the packed ``self_attention``) keeps its softmax weights (``op.weights``, shape
-(batch, heads, L, S)). The gradient with respect to them is ``dL/dW = dL/dout @ V^T``
-(times the dropout mask, if any), where ``dL/dout`` comes from replaying the backward
-pass.
+(batch, heads, L, S)), and ``op.weights_grad(dL/dout)`` gives the gradient with respect to
+them, where ``dL/dout`` comes from replaying the backward pass.
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_attn.engine import toposort
 from tinygrad_attn.ops.attention import ScaledDotProductAttention
 from tinygrad_attn.tensor import Tensor
-from tinygrad_attn.viz.replay import replay
+from tinygrad_attn.viz.replay import Replay, replay, walk
 from tinygrad_attn.viz.style import save_figure
 
 
@@ -37,22 +35,22 @@ class AttentionRecord:
     grad: np.ndarray | None
 
 
-def attention_records(root: Tensor) -> list[AttentionRecord]:
-    """Every attention op in the graph of ``root``, first layer first."""
+def attention_records(root: Tensor, seed: np.ndarray | None = None,
+                      replay_: Replay | None = None) -> list[AttentionRecord]:
+    """Every attention op in the graph of ``root``, first layer first, with d loss / d
+    weights replayed from ``seed`` (default: ones for a one-element root; see
+    :func:`~tinygrad_attn.viz.replay`, whose result ``replay_`` may be reused)."""
     if not isinstance(root, Tensor):
         raise TypeError(f"attention_records: root must be a Tensor, got "
                         f"{type(root).__name__}")
-    nodes = [n for n in toposort(root)
-             if isinstance(n._ctx, ScaledDotProductAttention)] if root._ctx else []
-    rep = replay(root, keep={id(n) for n in nodes})
+    nodes = [n for n in walk(root, "attention_records")
+             if isinstance(n._ctx, ScaledDotProductAttention)]
+    rep = replay_ if replay_ is not None and replay_.root is root else replay(
+        root, seed=seed, who="attention_records")
     records = []
     for node in nodes:
         op = node._ctx
-        grad = None
-        if id(node) in rep.kept:
-            grad = np.matmul(rep.kept[id(node)], np.swapaxes(op.v, -1, -2))
-            if op.keep_scaled is not None:
-                grad = grad * op.keep_scaled
+        grad = op.weights_grad(rep.grads[id(node)]) if id(node) in rep.grads else None
         weights = op.weights
         if weights.ndim == 3:  # unbatched (heads, L, S)
             weights, grad = weights[None], None if grad is None else grad[None]
@@ -84,7 +82,8 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
                    grad: np.ndarray | None = None, show_grad: bool = True, batch: int = 0,
                    title: str | None = None, path: str | os.PathLike[str] | None = None,
                    annotate: bool | None = None,
-                   queries: Sequence[int] | None = None) -> Any:
+                   queries: Sequence[int] | None = None,
+                   mark: int | Sequence[int] | None = None) -> Any:
     """Heatmaps of each head's attention weights for one batch item.
 
     Args:
@@ -98,6 +97,12 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
         annotate: write each weight in its cell (default: for maps up to 10 x 10).
         queries: draw only these query positions (rows), e.g. ``[-1]`` for where the
             last token looks: long sequences stay readable.
+        mark: key position(s) to mark (e.g. the word that decides the answer): a bold
+            label and a frame around its column.
+
+    Weights use one sequential colormap (white to blue, 0 to 1); the gradient one
+    diverging colormap centred on zero (blue negative, red positive), each with its
+    colorbar.
 
     Returns the matplotlib Figure.
     """
@@ -135,36 +140,61 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
     else:
         cols = panels if g is not None else min(heads, 4)
         rows = heads if g is not None else -(-heads // cols)
-    cell = max(0.35, min(0.6, 4.0 / max(length, source)))
-    fig = Figure(figsize=(cols * (source * cell + 1.8), rows * (length * cell + 1.3) + 0.6),
+    marked = [] if mark is None else [int(m) % source for m in np.atleast_1d(mark)]
+    cell = max(0.2 if strips else 0.35, min(0.6, 4.0 / max(length, source)))
+    label_size = 9  # 9 pt is 13.75 px at the 110 dpi of the PNG: readable at 100%
+    fig = Figure(figsize=(cols * (source * cell + 1.8),
+                          rows * (length * cell + (1.9 if strips else 1.3)) + 0.9),
                  layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     limit = float(np.max(np.abs(g[batch]))) if g is not None else 0.0
     for h in range(heads):
         panel_sets = [(w[batch, h], "weights", "Blues", 0.0, 1.0)]
         if g is not None:
-            panel_sets.append((g[batch, h], "dL/d weights", "RdBu_r", -limit or -1, limit or 1))
+            panel_sets.append((g[batch, h], "dL/d weights", "RdBu_r", -(limit or 1),
+                               limit or 1))
         for p, (data, label, cmap, vmin, vmax) in enumerate(panel_sets):
             if strips:
                 ax = axes[h * panels + p, 0]
             else:
                 ax = axes[h, p] if g is not None else axes[h // cols, h % cols]
             image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
-            ax.set_title(f"head {h} \u00b7 {label}", fontsize=10)
-            ax.set_xticks(range(source), cols_labels, rotation=60, ha="right", fontsize=8)
-            ax.set_yticks(range(length), rows_labels, fontsize=8)
-            ax.set_xlabel("key (attended to)", fontsize=8)
-            ax.set_ylabel("query", fontsize=8)
-            fig.colorbar(image, ax=ax, shrink=0.8)
+            ax.set_title(f"head {h} \u00b7 {label}", fontsize=10, loc="left")
+            ax.set_xticks(range(source), cols_labels, rotation=90 if strips else 60,
+                          ha="center" if strips else "right", fontsize=label_size)
+            ax.set_yticks(range(length), rows_labels, fontsize=label_size)
+            ax.set_xlabel("key (attended to)", fontsize=label_size)
+            ax.set_ylabel("query", fontsize=label_size)
+            bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.01,
+                               aspect=8 if strips else 20)
+            bar.ax.tick_params(labelsize=label_size)
+            for m in marked:
+                ax.get_xticklabels()[m].set_fontweight("bold")
+                ax.get_xticklabels()[m].set_color("#b00020")
+                ax.add_patch(_frame(m, length))
             if annotate:
                 _annotate(ax, data, vmin, vmax, "{:.2f}" if label == "weights" else "{:.1e}")
     for extra in axes.ravel()[heads * panels:]:
         extra.set_visible(False)
     batch_note = f" (batch item {batch})" if w.shape[0] > 1 else ""
-    fig.suptitle(f"{title or 'attention'}{batch_note}", fontsize=12)
+    reading = "each row: how much a query takes from each key (a row sums to 1)"
+    if g is not None:
+        reading += ("; dL/d weights: red, the loss rises with this weight, blue, it falls "
+                    "(raising a blue weight helps)")
+    if marked:
+        reading += "; framed in red: " + ", ".join(cols_labels[m] for m in marked)
+    fig.suptitle(f"{title or 'attention'}{batch_note}\n{reading}", fontsize=10, x=0.01,
+                 ha="left")
     if path is not None:
         save_figure(fig, path, dpi=110)
     return fig
+
+
+def _frame(column: int, rows: int) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((column - 0.5, -0.5), 1, rows, fill=False, edgecolor="#b00020",
+                     linewidth=2.0)
 
 
 def _annotate(ax: Any, data: np.ndarray, vmin: float, vmax: float, fmt: str) -> None:

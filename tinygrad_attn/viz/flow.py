@@ -1,48 +1,55 @@
-"""The residual story, measured: how much gradient reaches each layer's input.
+"""Layer by layer: how much gradient reaches each layer's input, and how alike the
+positions' vectors become.
 
-``layer_input_grad_norms`` reads it off the graph (the tensors a layer consumes that were
-made outside it); ``draw_gradient_flow`` charts it for several models side by side;
-``residual_story`` builds post-norm, pre-norm and residual-free encoders with the same
-weights, runs one batch through each, and writes their graphs and the chart (the
-``python -m tinygrad_attn graph`` command).
+``layer_input_grad_norms`` reads the first off the graph (the tensors a layer consumes
+that were made outside it); ``token_similarity`` measures the second;
+``draw_gradient_flow`` and ``draw_token_similarity`` chart them for several models side
+by side, each with a title and a one-line caption that states the reading.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
+import textwrap
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinygrad_attn.engine import toposort
 from tinygrad_attn.tensor import Tensor
-from tinygrad_attn.viz.replay import replay
+from tinygrad_attn.viz.replay import Replay, replay, walk
 from tinygrad_attn.viz.style import save_figure
 
 
-def layer_input_grad_norms(root: Tensor, prefix: str = "layers") -> list[float]:
+def layer_input_grad_norms(root: Tensor, prefix: str = "layers",
+                           seed: np.ndarray | None = None,
+                           replay_: Replay | None = None) -> list[float]:
     """Norm of the total gradient reaching the input of each module ``prefix.0``,
-    ``prefix.1``, ... (first layer first), from the last ``root.backward()``.
+    ``prefix.1``, ... (first layer first), replayed from ``seed`` (default: ones for a
+    one-element root, the loss; ``replay_`` may be a replay of ``root`` to reuse).
 
     A layer's input is the tensor it reads that was made outside it (parameters and
     tensors needing no gradient aside); layer 0's input needs ``requires_grad=True`` to
     be measured (NaN otherwise).
     """
-    if root._backward_seed is None:
-        raise ValueError("layer_input_grad_norms: call backward() on the root first")
+    if not isinstance(root, Tensor):
+        raise TypeError(f"layer_input_grad_norms: root must be a Tensor, got "
+                        f"{type(root).__name__}")
     pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)(\.|$)")
 
     def layer_of(t: Tensor) -> int | None:
         match = pattern.match(t._ctx.scope) if t._ctx is not None else None
         return int(match.group(1)) if match else None
 
-    rep = replay(root)
+    order = walk(root, "layer_input_grad_norms")
+    rep = replay_ if replay_ is not None and replay_.root is root else replay(
+        root, seed=seed, who="layer_input_grad_norms")
+    if rep.seed is None:
+        raise ValueError(f"layer_input_grad_norms: a root of shape {root.shape} needs a "
+                         f"seed (d something / d root) to have gradients")
     inputs: dict[int, Tensor] = {}
-    for node in toposort(root) if root._ctx is not None else []:
+    for node in order:
         layer = layer_of(node)
         if layer is None:
             continue
@@ -59,12 +66,14 @@ def layer_input_grad_norms(root: Tensor, prefix: str = "layers") -> list[float]:
 
 def draw_gradient_flow(series: Mapping[str, list[float]],
                        path: str | os.PathLike[str] | None = None,
-                       title: str = "Gradient norm reaching each layer's input") -> Any:
+                       title: str = "Gradient norm reaching each layer's input",
+                       caption: str | None = None) -> Any:
     """A log-scale line chart, last layer (nearest the loss) on the left, first on the
-    right, one line per model. Writes ``path.svg`` and ``path.png`` when given."""
-    return _layer_chart(series, path, title, "\u2016dL/d(layer input)\u2016",
+    right, one line per model, with ``caption`` (one line: what to read) below the title.
+    Writes ``path.svg`` and ``path.png`` when given."""
+    return _layer_chart(series, path, title, "\u2016dL / d(layer input)\u2016",
                         "\u2190 nearer the loss          layer whose input is measured"
-                        "          nearer the data \u2192", from_loss=True)
+                        "          nearer the data \u2192", from_loss=True, caption=caption)
 
 
 def token_similarity(encoder: Any, x: Tensor) -> list[float]:
@@ -90,23 +99,26 @@ def token_similarity(encoder: Any, x: Tensor) -> list[float]:
 
 def draw_token_similarity(series: Mapping[str, list[float]],
                           path: str | os.PathLike[str] | None = None,
-                          title: str = "How alike the tokens become, layer by layer") -> Any:
-    """A line chart of :func:`token_similarity` per model, first layer on the left.
-    Writes ``path.svg`` and ``path.png`` when given."""
-    return _layer_chart(series, path, title, "mean cosine between positions",
+                          title: str = "How alike the tokens become, layer by layer",
+                          caption: str | None = None) -> Any:
+    """A line chart of :func:`token_similarity` per model, first layer on the left, with
+    ``caption`` below the title. Writes ``path.svg`` and ``path.png`` when given."""
+    return _layer_chart(series, path, title, "mean cosine between positions\n"
+                        "(1 = every position holds the same vector)",
                         "layer whose output is measured          nearer the output \u2192",
-                        from_loss=False)
+                        from_loss=False, caption=caption)
 
 
 def _layer_chart(series: Mapping[str, list[float]], path: str | os.PathLike[str] | None,
-                 title: str, ylabel: str, xlabel: str, from_loss: bool) -> Any:
+                 title: str, ylabel: str, xlabel: str, from_loss: bool,
+                 caption: str | None) -> Any:
     """One line per model over the layers: log scale from the loss side (gradients), or
     linear from the data side (similarities)."""
     from matplotlib.figure import Figure
 
     if not series:
         raise ValueError(f"{title}: no series to draw")
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     ax = fig.subplots()
     markers = "osD^v"
     for index, (label, values) in enumerate(series.items()):
@@ -120,119 +132,13 @@ def _layer_chart(series: Mapping[str, list[float]], path: str | os.PathLike[str]
         ax.set_yscale("log")
     else:
         ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel(xlabel, fontsize=9)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel, fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=10)
+    fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold")
+    if caption is not None:
+        ax.set_title(textwrap.fill(caption, 95), loc="left", fontsize=10, color="#333333")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     if path is not None:
         save_figure(fig, path, dpi=120)
     return fig
-
-
-def _no_residual_layer_class() -> type:
-    from tinygrad_attn.nn import TransformerEncoderLayer
-
-    class NoResidualEncoderLayer(TransformerEncoderLayer):
-        """The post-norm layer with both ``x +`` removed: ``norm(block(x))``."""
-
-        def forward(self, src: Tensor, src_mask: Any = None,
-                    src_key_padding_mask: Any = None, is_causal: bool = False) -> Tensor:
-            x = self.norm1(self._sa_block(src, src_mask, src_key_padding_mask, is_causal))
-            return self.norm2(self._ff_block(x))
-
-    return NoResidualEncoderLayer
-
-
-MODELS = ("post-norm", "pre-norm", "no residual")
-
-
-def build_encoder(kind: str, layers: int, d_model: int = 32, nhead: int = 4,
-                  dim_feedforward: int = 64) -> Any:
-    """An encoder of ``kind`` (one of :data:`MODELS`), dropout off."""
-    from tinygrad_attn import nn
-
-    if kind not in MODELS:
-        raise ValueError(f"build_encoder: kind must be one of {MODELS}, got {kind!r}")
-    cls = _no_residual_layer_class() if kind == "no residual" else nn.TransformerEncoderLayer
-    layer = cls(d_model, nhead, dim_feedforward=dim_feedforward, dropout=0.0,
-                norm_first=kind == "pre-norm")
-    return nn.TransformerEncoder(layer, layers)
-
-
-def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,
-                   graphs: tuple[str, ...] = MODELS, collapse_depth: int | None = 2,
-                   seed: int = 0) -> dict[str, Any]:
-    """Build the three encoders with the same weights, run one batch, backpropagate, and
-    write each model's graph, the gradient-flow chart and the token-similarity chart (how
-    much of the sequence's information survives each layer) into ``out_dir``.
-
-    Returns {"norms": {model: [gradient norm per layer]}, "similarity": {model: [mean
-    cosine between positions per layer]}, "files": [paths written]}.
-    """
-    from tinygrad_attn import random
-    from tinygrad_attn.viz.graph import draw_graph
-
-    if not isinstance(layers, int) or layers < 1:
-        raise ValueError(f"residual_story: layers must be a positive int, got {layers!r}")
-    unknown = [g for g in graphs if g not in MODELS]
-    if unknown:
-        raise ValueError(f"residual_story: unknown model(s) {unknown}; choose from {MODELS}")
-    out = Path(out_dir)
-    random.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    first = build_encoder(MODELS[0], layers)
-    weights = first.state_dict()
-    batch = rng.standard_normal((4, 8, 32)).astype(np.float32)
-    projection = rng.standard_normal((4, 8, 32)).astype(np.float32)
-    norms: dict[str, list[float]] = {}
-    similarity: dict[str, list[float]] = {}
-    files: list[Path] = []
-    for kind in MODELS:
-        model = first if kind == MODELS[0] else build_encoder(kind, layers)
-        model.load_state_dict(weights)
-        similarity[kind] = token_similarity(model, Tensor(batch))
-        x = Tensor(batch.copy(), requires_grad=True)
-        loss = (model(x) * Tensor(projection)).mean()
-        loss.backward(retain_graph=True)
-        norms[kind] = layer_input_grad_norms(loss)
-        if kind in graphs:
-            title = (f"{kind} encoder, {layers} layers \u2014 loss "
-                     f"{float(loss.data):.4g}, after backward")
-            graph = draw_graph(loss, collapse_depth=collapse_depth, title=title)
-            name = "graph_" + kind.replace(" ", "_").replace("-", "_")
-            files += list(graph.write(out / name).values())
-    draw_gradient_flow(norms, out / "gradient_flow",
-                       title=f"Gradient norm reaching each layer's input ({layers} layers)")
-    draw_token_similarity(similarity, out / "token_similarity",
-                          title=f"How alike the tokens become ({layers} layers)")
-    files += [out / "gradient_flow.svg", out / "gradient_flow.png",
-              out / "token_similarity.svg", out / "token_similarity.png"]
-    return {"norms": norms, "similarity": similarity, "files": files}
-
-
-def main(layers: int, norm: str, depth: int, out_dir: str) -> int:
-    """``python -m tinygrad_attn graph``: run :func:`residual_story` and print the table."""
-    choice = {"post": ("post-norm",), "pre": ("pre-norm",), "none": ("no residual",),
-              "all": MODELS}[norm]
-    if layers < 1 or depth < 0:
-        print("graph: --layers must be >= 1 and --depth >= 0", file=sys.stderr)
-        return 2
-    result = residual_story(out_dir, layers=layers, graphs=choice,
-                            collapse_depth=depth or None)
-    print(f"Gradient norm reaching each layer's input ({layers} layers, one batch, "
-          f"no training)")
-    print(f"{'layer':>6} " + " ".join(f"{kind:>12}" for kind in MODELS))
-    for i in reversed(range(layers)):
-        row = " ".join(f"{result['norms'][kind][i]:>12.4g}" for kind in MODELS)
-        print(f"{i:>6} {row}")
-    print("\nHow alike the tokens are after each layer (mean cosine between positions; "
-          "1 = every position holds the same vector)")
-    print(f"{'layer':>6} " + " ".join(f"{kind:>12}" for kind in MODELS))
-    for i in range(layers):
-        row = " ".join(f"{result['similarity'][kind][i]:>12.3f}" for kind in MODELS)
-        print(f"{i:>6} {row}")
-    print("wrote:")
-    for path in result["files"]:
-        print(f"  {path}")
-    return 0

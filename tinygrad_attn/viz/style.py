@@ -18,6 +18,10 @@ FILL = {
     "module": "#ebe3f6",
 }
 BORDER = "#5a6b80"
+TEXT = "#4a4a4a"       # small print: shapes, counts
+GRAD_TEXT = "#1f3b5c"  # every number that states a gradient (the stepper hides them)
+NOISE = "#e08a00"      # a gradient below the dtype's resolution
+NOISE_TEXT = "#a86400"
 ZERO = "#a8a8a8"     # an edge whose gradient is exactly zero
 NONFINITE = "#e00000"  # NaN or Inf
 NO_GRAD = "#9a9a9a"  # an input that needs no gradient
@@ -59,14 +63,18 @@ class LogScale:
 
 
 def fmt_norm(value: float) -> str:
-    """A gradient norm in at most 3 significant digits: 0.0123, 4.56e-07, nan."""
+    """A number in 3 significant digits, one format everywhere: 0.352, 12.3, 0.0140
+    between 0.01 and 1000, else 7.75e-04, 5.50e-08, 1.23e+03; 0, NaN, Inf."""
     if not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
     if value == 0:
         return "0"
-    if 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
+    if 0.01 <= abs(value) < 1000:
+        return f"{value:#.3g}".rstrip(".")
     return f"{value:.2e}"
+
+
+fmt_value = fmt_norm
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
