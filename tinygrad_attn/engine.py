@@ -114,6 +114,13 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
+def set_scope(path: str) -> str:
+    """Label the ops recorded from now on with a module path; returns the label it replaces."""
+    global _current_scope
+    previous, _current_scope = _current_scope, path
+    return previous
+
+
 @contextlib.contextmanager
 def scope(path: str) -> Iterator[None]:
     """Label every op recorded inside the block with a module path (pictures read it)."""
