@@ -20,7 +20,10 @@ Layout of every ``.npz`` (keys are ``case/kind/name``; no pickled objects anywhe
   cotangent it is multiplied by; the gradients are those of sum_I <out_I, cotangent_I>.
 - ``case/grad_input/NAME`` and ``case/grad/NAME``: gradients wrt inputs and parameters.
 
-``optim.npz`` holds optimizer trajectories instead (see :func:`optim_cases`).
+``optim.npz`` holds optimizer trajectories instead (see :func:`optim_cases`),
+``functional.npz`` calls of ``torch.nn.functional`` (see :func:`record_function`) and
+``port_*.npz`` what the PyTorch programs in ``tests/ports/`` report (see
+:func:`port_results`).
 """
 
 from __future__ import annotations
@@ -621,6 +624,28 @@ def checkpoint_cases() -> Arrays:
             "input": x.double().numpy(), "output": out.double().numpy()}
 
 
+PORTS = ("gpt", "annotated", "first_lesson")
+
+
+def port_results(name: str) -> Arrays:
+    """Run the PyTorch code in ``tests/ports/<name>.py`` as it is (PyTorch imports) and
+    flatten what it reports: ``initial/KEY`` (the state dict it started from, which the
+    tests load), ``final/KEY``, and its losses and outputs. float32, as the port runs."""
+    import importlib.util
+
+    path = os.path.join(ROOT, "tests", "ports", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"port_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    arrays: Arrays = {}
+    for key, value in module.run().items():
+        if isinstance(value, dict):
+            arrays.update({f"{key}/{k}": np.asarray(v) for k, v in value.items()})
+        else:
+            arrays[key] = np.asarray(value)
+    return arrays
+
+
 def write_npz(path: str, arrays: Arrays) -> None:
     """``np.savez_compressed``, but byte-for-byte reproducible: fixed member timestamps,
     so regenerating unchanged fixtures leaves the committed files unchanged."""
@@ -639,6 +664,8 @@ def main() -> None:
              "encoder_layer.npz": encoder_layer_cases, "encoder.npz": encoder_cases,
              "functional.npz": functional_cases, "optim.npz": optim_cases,
              "checkpoint.npz": checkpoint_cases}
+    for name in PORTS:
+        files[f"port_{name}.npz"] = lambda name=name: port_results(name)
     wanted = sys.argv[1:] or list(files)  # e.g. `make_fixtures.py optim.npz`
     unknown = sorted(set(wanted) - set(files))
     if unknown:
@@ -648,7 +675,8 @@ def main() -> None:
         arrays = files[filename]()
         for key, value in arrays.items():
             assert value.dtype.kind in "biufU", f"{key}: {value.dtype}"
-            assert value.dtype.kind != "f" or value.dtype == np.float64, key
+            if not filename.startswith("port_"):  # the ports run in float32
+                assert value.dtype.kind != "f" or value.dtype == np.float64, key
         path = os.path.join(FIXTURES, filename)
         write_npz(path, arrays)
         print(f"{path}: {len(arrays)} arrays, {os.path.getsize(path)} bytes")
