@@ -35,7 +35,7 @@ def peak_mib(step: Callable[[], None]) -> float:
 def main() -> None:
     batch, length, width, heads, ff = 16, 128, 256, 8, 1024
     ta.manual_seed(0)
-    layer = nn.TransformerEncoderLayer(width, heads, ff, dropout=0.0)
+    layer = nn.TransformerEncoderLayer(width, heads, ff, dropout=0.0, batch_first=True)
     x = np.random.default_rng(0).standard_normal((batch, length, width)).astype(np.float32)
     sgd = optim.SGD(layer.parameters(), lr=1e-3)
     params = layer.state_dict()

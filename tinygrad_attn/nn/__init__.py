@@ -27,6 +27,7 @@ from tinygrad_attn.nn.transformer import TransformerEncoder, TransformerEncoderL
 __all__ = [
     "GELU", "CrossEntropyLoss", "Dropout", "Embedding", "Identity", "LayerNorm", "Linear",
     "MSELoss", "Module", "ModuleDict", "ModuleList", "MultiheadAttention", "Parameter",
-    "PositionalEncoding", "ReLU", "SiLU", "Sigmoid", "Softmax", "Tanh", "TransformerEncoder",
+    "PositionalEncoding", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh",
+    "TransformerEncoder",
     "TransformerEncoderLayer", "functional", "init", "utils",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-
 from typing import Any
 
 from tinygrad_attn import ops

@@ -21,8 +21,8 @@ from tinygrad_attn.ops.attention import (
     self_attention,
 )
 from tinygrad_attn.ops.elementwise import add, residual
-from tinygrad_attn.ops.lookup import embedding, one_hot
 from tinygrad_attn.ops.linalg import linear, matmul
+from tinygrad_attn.ops.lookup import embedding, one_hot
 from tinygrad_attn.ops.loss import cross_entropy, mse_loss, nll_loss
 from tinygrad_attn.ops.norm import dropout, layer_norm, log_softmax, softmax
 from tinygrad_attn.ops.shape import concat, stack
