@@ -48,6 +48,14 @@ def group(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
 
 
+def _has_what_the_ports_use() -> bool:
+    import tinygrad_attn as ta
+    return hasattr(ta, "tensor") and hasattr(ta.optim, "lr_scheduler")
+
+
+@pytest.mark.xfail(not _has_what_the_ports_use(), strict=True,
+                   reason="the ports need ta.tensor, the factories, Tensor.view/... and "
+                          "optim.lr_scheduler of API v2")
 @pytest.mark.parametrize("name", PORTS)
 def test_port_matches_pytorch(name: str) -> None:
     expected = fixture(name)
