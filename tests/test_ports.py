@@ -22,6 +22,10 @@ IMPORTS = {  # PyTorch's line -> ours: the only change made to a port's text
     "from torch import nn, optim\n": "from tinygrad_attn import nn, optim\n",
 }
 PORTS = ["gpt", "annotated", "first_lesson"]
+# The key projection's bias adds the same number to every score of a query, which softmax
+# ignores: its true gradient is 0, both libraries compute round-off (~1e-9), and Adam
+# scales that up to a step of size lr in a random direction. Its final value is noise.
+NOISE_ONLY = ("self_attn.linears.1.bias",)
 
 
 def load_port(name: str) -> types.ModuleType:
@@ -48,14 +52,6 @@ def group(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
 
 
-def _has_what_the_ports_use() -> bool:
-    import tinygrad_attn as ta
-    return hasattr(ta, "tensor") and hasattr(ta.optim, "lr_scheduler")
-
-
-@pytest.mark.xfail(not _has_what_the_ports_use(), strict=True,
-                   reason="the ports need ta.tensor, the factories, Tensor.view/... and "
-                          "optim.lr_scheduler of API v2")
 @pytest.mark.parametrize("name", PORTS)
 def test_port_matches_pytorch(name: str) -> None:
     expected = fixture(name)
@@ -68,6 +64,8 @@ def test_port_matches_pytorch(name: str) -> None:
     final = group(expected, "final")
     assert list(result["final"]) == list(final)
     for key, value in result["final"].items():
+        if key.endswith(NOISE_ONLY):
+            continue
         assert value.dtype == final[key].dtype, key
         np.testing.assert_allclose(value, final[key], rtol=1e-4, atol=2e-5, err_msg=key)
     for key, value in result.items():

@@ -76,7 +76,7 @@ class _GradMode:
     def __call__(self, fn: _F) -> _F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)(self.enabled):
+            with _GradMode(self.enabled):  # no_grad() takes no argument
                 return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
 

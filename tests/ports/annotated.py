@@ -177,7 +177,7 @@ class Classifier(nn.Module):
 
 def make_model(vocab, classes, N=LAYERS, d_model=D_MODEL, d_ff=D_FF, h=HEADS, dropout=0.0):
     c = copy.deepcopy
-    attn = MultiHeadedAttention(h, d_model)
+    attn = MultiHeadedAttention(h, d_model, dropout)
     ff = PositionwiseFeedForward(d_model, d_ff, dropout)
     position = PositionalEncoding(d_model, dropout, max_len=64)
     model = Classifier(Encoder(EncoderLayer(d_model, c(attn), c(ff), dropout), N),
