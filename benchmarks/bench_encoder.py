@@ -82,7 +82,7 @@ def run(size: str, dtype: np.dtype, repeats: int) -> None:
     sizes = SIZES[size]
     batch, length, width, heads, ff = sizes
     ta.manual_seed(0)
-    layer = nn.TransformerEncoderLayer(width, heads, ff, dropout=0.0).to(dtype)
+    layer = nn.TransformerEncoderLayer(width, heads, ff, dropout=0.0, batch_first=True).to(dtype)
     x = np.random.default_rng(0).standard_normal((batch, length, width)).astype(dtype)
     params = layer.state_dict()
     error = check_gradients(layer, x, heads)

@@ -19,7 +19,8 @@ from tinygrad_attn import nn, viz
 def encoder_loss(layers: int) -> ta.Tensor:
     ta.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0), layers)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+    model = nn.TransformerEncoder(layer, layers)
     x = ta.Tensor(rng.standard_normal((4, 8, 32)).astype(np.float32), requires_grad=True)
     out = model(x)
     loss = (out * ta.Tensor(rng.standard_normal(out.shape).astype(np.float32))).mean()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
+import tinygrad_attn.nn.functional as F
 from tinygrad_attn import Tensor, nn
 
 LAYER_PARAMS = [  # PyTorch's TransformerEncoderLayer(8, 2, 16): names, order and shapes
@@ -22,7 +23,7 @@ LAYER_PARAMS = [  # PyTorch's TransformerEncoderLayer(8, 2, 16): names, order an
 
 def _encoder(seed: int = 0, dropout: float = 0.0) -> nn.TransformerEncoder:
     ta.manual_seed(seed)
-    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=dropout)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=dropout, batch_first=True)
     return nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8))
 
 
@@ -304,7 +305,8 @@ def test_casting_every_parameter() -> None:
 
 def test_positional_encoding_buffer_follows_the_dtype() -> None:
     pe = nn.PositionalEncoding(8, max_len=10)
-    assert pe.pe.dtype == np.float32 and pe.parameters() == []
+    assert pe.pe.dtype == np.float32 and list(pe.parameters()) == []
+    assert [n for n, _ in pe.named_buffers()] == ["pe"] and pe.state_dict() == {}
     pe.double()
     assert pe.pe.dtype == np.float64
     out = pe(Tensor(np.zeros((1, 3, 8))))
@@ -371,13 +373,15 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="activation"):
         nn.TransformerEncoderLayer(8, 2, activation="swish")
     attn = nn.MultiheadAttention(8, 2)
-    x = _x(2, 5, 8)
-    with pytest.raises(ValueError, match="key_padding_mask"):
+    x = _x(5, 2, 8)  # (L, B, E): PyTorch's default layout
+    with pytest.raises(ValueError, match=r"key_padding_mask of shape \(2, 4\)"):
         attn(x, x, x, key_padding_mask=np.zeros((2, 4), dtype=bool))
-    with pytest.raises(ValueError, match="attn_mask"):
+    with pytest.raises(ValueError, match=r"attn_mask of shape \(5, 4\)"):
         attn(x, x, x, attn_mask=np.zeros((5, 4), dtype=bool))
     with pytest.raises(TypeError, match="int64"):
         attn(x, x, x, attn_mask=np.zeros((5, 5), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"query \(5, 2, 8\), key \(5, 3, 8\)"):
+        attn(x, _x(5, 3, 8), _x(5, 3, 8))  # batch sizes differ
 
 
 def test_custom_activation_callable() -> None:
@@ -389,12 +393,35 @@ def test_custom_activation_callable() -> None:
     np.testing.assert_allclose(layer(x).data, expected.data, rtol=1e-5, atol=1e-5)
 
 
-def test_batch_first_true_is_accepted_and_false_is_refused() -> None:
-    from tinygrad_attn import nn
+def test_unsupported_pytorch_options_raise_naming_them() -> None:
+    for option in ({"add_bias_kv": True}, {"add_zero_attn": True}, {"kdim": 4}):
+        with pytest.raises(ValueError, match=list(option)[0]):
+            nn.MultiheadAttention(8, 2, **option)
+    nn.MultiheadAttention(8, 2, kdim=8, vdim=8, device="cpu")  # what we do support
+    with pytest.raises(ValueError, match="cuda"):
+        nn.Linear(2, 2, device="cuda")
+    with pytest.raises(ValueError, match="cuda"):
+        nn.Linear(2, 2).to("cuda")
+    with pytest.raises(ValueError, match="inplace"):
+        nn.Dropout(0.1, inplace=True)
+    with pytest.raises(ValueError, match="max_norm"):
+        F.embedding(np.array([0]), Tensor(np.ones((2, 2))), max_norm=1.0)
+    with pytest.raises(TypeError, match="positional"):
+        nn.CrossEntropyLoss(None, None)  # PyTorch's deprecated positionals: keyword only
+    with pytest.raises(ValueError, match="assign"):
+        nn.Linear(2, 2).load_state_dict(nn.Linear(2, 2).state_dict(), assign=True)
 
-    nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
-    nn.MultiheadAttention(8, 2, batch_first=True)
-    with pytest.raises(ValueError, match="batch-first"):
-        nn.TransformerEncoderLayer(8, 2, 16, batch_first=False)
-    with pytest.raises(ValueError, match="batch-first"):
-        nn.MultiheadAttention(8, 2, batch_first=False)
+
+def test_torch_positional_order_of_the_encoder_layer_and_attention() -> None:
+    """The calls the PyTorch docs write, positionally, mean the same thing here."""
+    layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, "gelu", 1e-3, True, True, False)
+    assert layer.self_attn.batch_first and layer.norm_first
+    assert layer.norm1.eps == 1e-3 and layer.linear1.bias is None
+    attn = nn.MultiheadAttention(8, 2, 0.0, False)
+    assert attn.in_proj_bias is None and not attn.batch_first
+    x = _x(3, 1, 8)
+    mask = np.array([[False, False, True]])
+    out, weights = attn(x, x, x, mask, False)  # key_padding_mask, need_weights
+    assert weights is None and out.shape == (3, 1, 8)
+    _, weights = attn(x, x, x, None, True, None, False)  # ..., average_attn_weights
+    assert weights.shape == (1, 2, 3, 3)

@@ -47,23 +47,37 @@ def _randn(seed: int, *shape: int) -> Tensor:
 MHA_CASES = [(mask, nw) for mask in list(_masks(T, T)) + ["causal"] for nw in (True, False)]
 
 
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch_first", "seq_first"])
 @pytest.mark.parametrize("mask,need_weights", MHA_CASES)
-def test_multihead_self_attention(mask: str, need_weights: bool) -> None:
+def test_multihead_self_attention(mask: str, need_weights: bool, batch_first: bool) -> None:
     ta.manual_seed(0)
-    attn = _perturbed(nn.MultiheadAttention(E, H), seed=1)
+    attn = _perturbed(nn.MultiheadAttention(E, H, batch_first=batch_first), seed=1)
     kwargs: dict[str, Any] = {"is_causal": True} if mask == "causal" else _masks(T, T)[mask]
 
     def fn(x: Tensor, *params: Tensor) -> tuple[Tensor, Tensor | None]:
         return attn(x, x, x, need_weights=need_weights, average_attn_weights=False,
                     **kwargs)
 
-    assert ta.gradcheck(fn, [_randn(2, B, T, E), *attn.parameters()])
+    x = _randn(2, B, T, E) if batch_first else _randn(2, T, B, E)
+    assert ta.gradcheck(fn, [x, *attn.parameters()])
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multihead_attention_unbatched(need_weights: bool) -> None:
+    ta.manual_seed(0)
+    attn = _perturbed(nn.MultiheadAttention(E, H), seed=12)
+    padding = np.array([False, False, True, False])
+
+    def fn(q: Tensor, kv: Tensor, *params: Tensor) -> tuple[Tensor, Tensor | None]:
+        return attn(q, kv, kv, key_padding_mask=padding, need_weights=need_weights)
+
+    assert ta.gradcheck(fn, [_randn(13, T, E), _randn(14, S, E), *attn.parameters()])
 
 
 @pytest.mark.parametrize("mask", list(_masks(T, S)))
 def test_multihead_cross_attention(mask: str) -> None:
     ta.manual_seed(0)
-    attn = _perturbed(nn.MultiheadAttention(E, H), seed=3)
+    attn = _perturbed(nn.MultiheadAttention(E, H, batch_first=True), seed=3)
     kwargs = _masks(T, S)[mask]
 
     def fn(q: Tensor, k: Tensor, v: Tensor, *params: Tensor) -> tuple[Tensor, Tensor]:
@@ -93,6 +107,7 @@ def test_transformer_encoder_layer(mask: str, norm_first: bool) -> None:
     activation = "gelu" if norm_first else "relu"
     layer = _perturbed(nn.TransformerEncoderLayer(E, H, FF, dropout=0.0,
                                                   activation=activation,
+                                                  batch_first=True,
                                                   norm_first=norm_first), seed=8)
     kwargs = _layer_kwargs(mask)
 
@@ -105,8 +120,8 @@ def test_transformer_encoder_layer(mask: str, norm_first: bool) -> None:
 def test_transformer_encoder_with_final_norm() -> None:
     ta.manual_seed(0)
     encoder = nn.TransformerEncoder(
-        nn.TransformerEncoderLayer(E, H, FF, dropout=0.0, activation="gelu"), 2,
-        norm=nn.LayerNorm(E))
+        nn.TransformerEncoderLayer(E, H, FF, dropout=0.0, activation="gelu",
+                                   batch_first=True), 2, norm=nn.LayerNorm(E))
     _perturbed(encoder, seed=10)
     padding = _masks(T, T)["key_padding"]["key_padding_mask"]
 
@@ -120,7 +135,7 @@ def test_gradcheck_catches_a_missing_parameter_gradient() -> None:
     """The checks above can fail: a weight the graph never sees (it shares the layer's
     array, so perturbing it changes the output) gets analytic gradient 0 and is caught."""
     ta.manual_seed(0)
-    attn = _perturbed(nn.MultiheadAttention(E, H), seed=1)
+    attn = _perturbed(nn.MultiheadAttention(E, H, batch_first=True), seed=1)
     weight = Tensor(attn.in_proj_weight.data, requires_grad=True)  # same array, no copy
     assert weight.data is attn.in_proj_weight.data
 

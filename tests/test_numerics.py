@@ -36,7 +36,7 @@ def test_fused_ops_are_stable_at_1e4(dtype) -> None:
     rng = np.random.default_rng(0)
     big = lambda *s: Tensor((rng.standard_normal(s) * 1e4).astype(dtype), requires_grad=True)
     x = big(4, 8)
-    for out in (F.softmax(x), F.log_softmax(x), F.layer_norm(x, 8),
+    for out in (F.softmax(x, -1), F.log_softmax(x, -1), F.layer_norm(x, 8),
                 F.cross_entropy(x, np.array([0, 1, 2, 3]))):
         out.backward(np.ones(out.shape, dtype=dtype))
         assert _all_finite(out, x)
@@ -50,7 +50,7 @@ def test_softmax_equals_its_composed_form() -> None:
     rng = np.random.default_rng(1)
     a = rng.standard_normal((3, 5))
     x1, x2 = Tensor(a, requires_grad=True), Tensor(a, requires_grad=True)
-    fused = F.softmax(x1, axis=0)
+    fused = F.softmax(x1, dim=0)
     e = (x2 - x2.amax(dim=0, keepdim=True)).exp()
     composed = e / e.sum(axis=0, keepdims=True)
     _same_values_and_grads(fused, composed, x1, x2, rng)
@@ -61,7 +61,7 @@ def test_log_softmax_equals_its_composed_form() -> None:
     a = rng.standard_normal((4, 6))
     x1, x2 = Tensor(a, requires_grad=True), Tensor(a, requires_grad=True)
     composed = x2 - x2.exp().sum(axis=-1, keepdims=True).log()
-    _same_values_and_grads(F.log_softmax(x1), composed, x1, x2, rng)
+    _same_values_and_grads(F.log_softmax(x1, -1), composed, x1, x2, rng)
 
 
 def test_layer_norm_equals_its_composed_form() -> None:
@@ -85,7 +85,7 @@ def test_cross_entropy_equals_its_composed_form() -> None:
     x1, x2 = Tensor(a, requires_grad=True), Tensor(a, requires_grad=True)
     fused = F.cross_entropy(x1, target, ignore_index=-1)
     keep = np.array([0, 1, 3, 4])
-    composed = -F.log_softmax(x2)[keep, target[keep]].mean()
+    composed = -F.log_softmax(x2, -1)[keep, target[keep]].mean()
     _same_values_and_grads(fused, composed, x1, x2, rng)
 
 
@@ -106,7 +106,8 @@ def test_attention_equals_its_composed_form(mask_kind: str) -> None:
     bool_mask = np.array([[False, False, True, False]] * 4)
     causal = np.triu(np.ones((4, 4), dtype=bool), k=1)
     float_mask = rng.standard_normal((4, 4))
-    kwargs = {"none": {}, "bool": {"attn_mask": bool_mask},
+    # PyTorch's functional convention: a boolean mask is True where attention may happen.
+    kwargs = {"none": {}, "bool": {"attn_mask": ~bool_mask},
               "float": {"attn_mask": float_mask}, "causal": {"is_causal": True}}[mask_kind]
     fused = F.scaled_dot_product_attention(*t1, **kwargs)
     q, k, v = t2
@@ -128,8 +129,8 @@ def test_attention_equals_its_composed_form(mask_kind: str) -> None:
 
 def test_attention_row_with_every_key_masked_gets_zero_weights() -> None:
     q = k = v = Tensor(np.ones((1, 2, 3)), requires_grad=True)
-    mask = np.array([[True, True], [False, True]])
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    may_attend = np.array([[False, False], [True, False]])
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=may_attend)
     np.testing.assert_array_equal(out.data[0, 0], [0.0, 0.0, 0.0])
     np.testing.assert_allclose(out.data[0, 1], [1.0, 1.0, 1.0])
     out.sum().backward()
@@ -168,7 +169,9 @@ def test_packed_self_attention_equals_attention_of_its_three_parts(mask_kind: st
     q, k, v = (Tensor(packed[i], requires_grad=True) for i in range(3))
     kwargs = {"none": {}, "bool": {"attn_mask": np.array([False, True, False, False])},
               "causal": {"is_causal": True}}[mask_kind]
-    fused = F.self_attention(qkv, **kwargs)
+    fused = F.self_attention(qkv, **kwargs)  # boolean masks: True = may NOT attend
+    if mask_kind == "bool":
+        kwargs = {"attn_mask": ~kwargs["attn_mask"]}  # True = may attend
     separate = F.scaled_dot_product_attention(q, k, v, **kwargs)
     seed = rng.standard_normal(fused.shape)
     fused.backward(seed)

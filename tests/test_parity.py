@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import tinygrad_attn.nn.functional as F
 from tinygrad_attn import Tensor, nn
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -24,15 +25,21 @@ MHA_CASES = [f"mha_{c}" for c in (
     "key_padding_float", "attn_mask_bool", "attn_mask_bool_no_weights", "attn_mask_float",
     "attn_mask_float_no_weights", "attn_mask_3d_float", "attn_mask_bool_and_padding",
     "causal_hint", "cross", "cross_padding_no_weights", "cross_float_mask", "no_bias",
-    "fully_padded_item_no_weights")]
+    "fully_padded_item_no_weights", "seq_first_weights_per_head", "seq_first_no_weights",
+    "seq_first_key_padding", "seq_first_attn_mask_3d_float",
+    "seq_first_attn_mask_bool_and_padding", "seq_first_cross_padding_no_weights",
+    "seq_first_cross_float_mask", "seq_first_float_mask_and_bool_padding",
+    "unbatched_self_weights_per_head", "unbatched_self_no_weights_causal",
+    "unbatched_cross_3d_float_mask")]
 _MASKS = ["no_mask", "key_padding", "causal_bool", "float_mask", "is_causal"]
 ENCODER_LAYER_CASES = (
     [f"layer_{n}_{a}_{m}" for n in ("post", "pre") for a in ("relu", "gelu") for m in _MASKS]
     + [f"layer_{n}_relu_{m}" for n in ("post", "pre")
        for m in ("causal_and_padding", "float_mask_and_padding")]
-    + ["layer_eps_no_bias", "layer_fully_padded_item"])
+    + ["layer_eps_no_bias", "layer_fully_padded_item", "layer_seq_first_padding",
+       "layer_seq_first_pre_causal", "layer_unbatched_float_mask"])
 ENCODER_CASES = ["encoder_post_padding_norm", "encoder_pre_causal_norm",
-                 "encoder_post_float_mask_no_norm"]
+                 "encoder_post_float_mask_no_norm", "encoder_seq_first_pre_padding_norm"]
 FILES = {"layers.npz": LAYER_CASES, "mha.npz": MHA_CASES,
          "encoder_layer.npz": ENCODER_LAYER_CASES, "encoder.npz": ENCODER_CASES}
 ALL_CASES = [(f, c) for f, cases in FILES.items() for c in cases]
@@ -142,7 +149,7 @@ def test_fixture_files_hold_only_the_listed_cases() -> None:
 def test_fixtures_are_small_and_float64() -> None:
     total = sum(os.path.getsize(os.path.join(FIXTURES, f)) for f in os.listdir(FIXTURES)
                 if f.endswith(".npz"))
-    assert total < 1_000_000
+    assert total < 1_500_000
     for filename in FILES:
         floats = [a for a in _archive(filename).values() if a.dtype.kind == "f"]
         assert floats and all(a.dtype == np.float64 for a in floats)
@@ -188,3 +195,50 @@ def test_unbatched_attention_matches_the_first_batch_item() -> None:
     assert out.shape == (5, 8) and weights.shape == (5, 5)
     np.testing.assert_allclose(out.data, c.outputs[0][0], rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(weights.data, c.outputs[1][0], rtol=RTOL, atol=ATOL)
+
+
+# ---- nn.functional ----
+FUNCTIONAL_CASES = [
+    "ce_basic", "ce_weight_ignore_smoothing", "ce_nd_sum_ignore", "ce_none_weight_smoothing",
+    "ce_probabilities", "ce_one_sample", "nll_weight_ignore", "nll_nd_none", "mse_mean",
+    "mse_sum", "mse_none", "sdpa_bool_mask", "sdpa_query_with_no_key",
+    "sdpa_float_mask_scale", "sdpa_causal_rectangular", "silu", "gelu_tanh", "relu",
+    "embedding_padding", "layer_norm_affine", "softmax_dim1", "log_softmax_dim0", "linear",
+    "one_hot"]
+
+
+@pytest.mark.parametrize("case", FUNCTIONAL_CASES)
+def test_functional_parity(case: str) -> None:
+    """``F.<fn>`` called exactly as ``torch.nn.functional.<fn>`` was: same outputs and
+    gradients (float64)."""
+    arrays = _archive("functional.npz")
+    config = json.loads(str(arrays[f"{case}/config"]))
+    raw = {k.split("/")[-1]: v for k, v in arrays.items() if k.startswith(f"{case}/input/")}
+    grads = {k.split("/")[-1]: v for k, v in arrays.items()
+             if k.startswith(f"{case}/grad_input/")}
+    inputs = {n: Tensor(a, requires_grad=n in grads) for n, a in raw.items()}
+    kwargs = dict(config["kwargs"])
+    if "normalized_shape" in kwargs:
+        kwargs["normalized_shape"] = tuple(kwargs["normalized_shape"])
+    out = getattr(F, config["fn"])(*(inputs[n] for n in config["args"]),
+                                   **{n: inputs[n] for n in config["keyword_inputs"]},
+                                   **kwargs)
+    expected = arrays[f"{case}/out/0"]
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_allclose(out.data, expected, rtol=RTOL, atol=ATOL)
+    if grads:
+        out.backward(arrays[f"{case}/cotangent/0"])
+        for name, ref in grads.items():
+            np.testing.assert_allclose(inputs[name].grad, ref, rtol=RTOL, atol=ATOL,
+                                       err_msg=f"{case}: gradient wrt {name}")
+
+
+def test_functional_fixture_holds_only_the_listed_cases() -> None:
+    recorded = {k.split("/")[0] for k in _archive("functional.npz")}
+    assert recorded == set(FUNCTIONAL_CASES)
+
+
+def test_functional_is_reachable_as_ops() -> None:
+    import tinygrad_attn.ops as ops
+    for name in F.__all__:
+        assert getattr(ops, name) is getattr(F, name), name

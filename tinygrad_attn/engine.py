@@ -76,7 +76,7 @@ class _GradMode:
     def __call__(self, fn: _F) -> _F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)(self.enabled):
+            with _GradMode(self.enabled):  # no_grad() takes no argument
                 return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
 
@@ -112,6 +112,13 @@ class set_grad_enabled(_GradMode):  # noqa: N801
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
+
+
+def set_scope(path: str) -> str:
+    """Label the ops recorded from now on with a module path; returns the label it replaces."""
+    global _current_scope
+    previous, _current_scope = _current_scope, path
+    return previous
 
 
 @contextlib.contextmanager

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 from tinygrad_attn import ops
-from tinygrad_attn.nn.attention import MaskLike, MultiheadAttention, _require_batch_first
+from tinygrad_attn.nn.attention import MaskLike, MultiheadAttention
 from tinygrad_attn.nn.layers import Dropout, LayerNorm, Linear
 from tinygrad_attn.nn.module import Module, ModuleList
 from tinygrad_attn.tensor import Tensor
 
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": lambda x: x.relu(),
-    "gelu": lambda x: x.gelu(),
-}
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": ops.relu, "gelu": ops.gelu}
 
 
 class TransformerEncoderLayer(Module):
@@ -24,16 +22,19 @@ class TransformerEncoderLayer(Module):
     Post-norm (default): ``x = norm1(x + sa(x)); x = norm2(x + ff(x))``.
     Pre-norm (``norm_first``): ``x = x + sa(norm1(x)); x = x + ff(norm2(x))``.
 
-    Shape: src (batch, seq, d_model) -> same. ``src_mask`` (seq, seq) or
-    (batch*nhead, seq, seq); ``src_key_padding_mask`` (batch, seq), True = padding.
+    Shape: src (S, B, d_model), or (B, S, d_model) with ``batch_first=True``, or
+    (S, d_model) unbatched -> same. ``src_mask`` (S, S) or (B * nhead, S, S);
+    ``src_key_padding_mask`` (B, S); boolean masks are True where attention is NOT
+    allowed, float masks are added to the scores.
     """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
                  dropout: float = 0.1, activation: str | Callable[[Tensor], Tensor] = "relu",
-                 layer_norm_eps: float = 1e-5, norm_first: bool = False,
-                 bias: bool = True, *, batch_first: bool = True) -> None:
+                 layer_norm_eps: float = 1e-5, batch_first: bool = False,
+                 norm_first: bool = False, bias: bool = True, device: Any = None,
+                 dtype: Any = None) -> None:
         super().__init__()
-        _require_batch_first("TransformerEncoderLayer", batch_first)
+        factory = {"device": device, "dtype": dtype}
         if isinstance(activation, str):
             if activation not in _ACTIVATIONS:
                 raise ValueError(f"TransformerEncoderLayer: activation should be relu or "
@@ -41,12 +42,13 @@ class TransformerEncoderLayer(Module):
             activation = _ACTIVATIONS[activation]
         self.activation = activation
         self.norm_first = norm_first
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                            batch_first=batch_first, **factory)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
 
@@ -76,21 +78,28 @@ class TransformerEncoderLayer(Module):
 
 class TransformerEncoder(Module):
     """A stack of ``num_layers`` copies of ``encoder_layer`` (each starting from the same
-    weights, as in PyTorch), then an optional final ``norm``."""
+    weights, as in PyTorch), then an optional final ``norm``.
+
+    Shape: src as the layer takes it -> same.
+    """
 
     def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int,
                  norm: Module | None = None, enable_nested_tensor: bool = True,
                  mask_check: bool = True) -> None:
-        # enable_nested_tensor and mask_check tune PyTorch's fast path; there is none here.
+        # enable_nested_tensor and mask_check tune PyTorch's fast path (the results are
+        # the same without it); there is none here.
         super().__init__()
         self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
         self.num_layers = num_layers
         self.norm = norm
 
     def forward(self, src: Tensor, mask: MaskLike = None,
-                src_key_padding_mask: MaskLike = None, is_causal: bool = False) -> Tensor:
+                src_key_padding_mask: MaskLike = None, is_causal: bool | None = None
+                ) -> Tensor:
+        """Shape: as :class:`TransformerEncoderLayer`'s ``src``; ``mask`` is its
+        ``src_mask``. ``is_causal`` without a mask makes the layers causal."""
         x = src
         for layer in self.layers:
             x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
-                      is_causal=is_causal)
+                      is_causal=bool(is_causal))
         return x if self.norm is None else self.norm(x)

@@ -152,39 +152,59 @@ class SelfAttention(ScaledDotProductAttention):
         return (grad, grad_scores) if has_mask else (grad,)
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor,
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                  attn_mask: Tensor | np.ndarray | None = None,
-                                 is_causal: bool = False, dropout_p: float = 0.0,
-                                 scale: float | None = None) -> Tensor:
-    """Attention: softmax(q k^T / sqrt(E) + mask) v, fused forward and backward.
+                                 dropout_p: float = 0.0, is_causal: bool = False, *,
+                                 scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """PyTorch's ``F.scaled_dot_product_attention``: softmax(q k^T * scale + mask) v,
+    with a fused forward and backward pass. ``scale`` defaults to 1/sqrt(E).
 
-    Shape: q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev); attn_mask
-    broadcasts to (..., L, S). A boolean mask is True where attention is NOT allowed
-    (the convention of ``nn.MultiheadAttention``; note that PyTorch's functional
-    ``scaled_dot_product_attention`` uses the opposite). A float mask is added to the
-    scores. ``is_causal`` lets position i attend to positions 0..i only.
+    A boolean ``attn_mask`` is True where attention MAY happen (PyTorch's functional
+    convention; ``nn.MultiheadAttention`` uses the opposite one); a float mask is added
+    to the scores. ``is_causal`` lets query i attend to keys 0..i only. A query with no
+    key to attend to gets zero weights (not NaN).
+
+    Shape: query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev);
+    attn_mask broadcastable to (..., L, S).
+    """
+    if enable_gqa:
+        raise ValueError("scaled_dot_product_attention: enable_gqa=True is not supported")
+    return _attention(ScaledDotProductAttention, [query, key, value], attn_mask, is_causal,
+                      dropout_p, scale, true_means_attend=True)
+
+
+def masked_attention(q: Tensor, k: Tensor, v: Tensor,
+                     attn_mask: Tensor | np.ndarray | None = None, dropout_p: float = 0.0,
+                     is_causal: bool = False, scale: float | None = None) -> Tensor:
+    """:func:`scaled_dot_product_attention` with ``nn.MultiheadAttention``'s mask
+    convention: a boolean mask is True where attention is NOT allowed.
+
+    Shape: as :func:`scaled_dot_product_attention`.
     """
     return _attention(ScaledDotProductAttention, [q, k, v], attn_mask, is_causal, dropout_p,
-                      scale)
+                      scale, true_means_attend=False)
 
 
 def self_attention(qkv: Tensor, attn_mask: Tensor | np.ndarray | None = None,
-                   is_causal: bool = False, dropout_p: float = 0.0,
+                   dropout_p: float = 0.0, is_causal: bool = False,
                    scale: float | None = None) -> Tensor:
-    """:func:`scaled_dot_product_attention` of ``qkv[0]``, ``qkv[1]``, ``qkv[2]``, the
-    queries, keys and values one projection made for every position.
+    """:func:`masked_attention` of ``qkv[0]``, ``qkv[1]``, ``qkv[2]``, the queries, keys
+    and values one projection made for every position (a boolean mask is True where
+    attention is NOT allowed, as in ``nn.MultiheadAttention``).
 
-    Shape: qkv (3, ..., L, E) -> (..., L, E); masks as for
-    :func:`scaled_dot_product_attention`.
+    Shape: qkv (3, ..., L, E) -> (..., L, E); attn_mask broadcastable to (..., L, L).
     """
-    return _attention(SelfAttention, [qkv], attn_mask, is_causal, dropout_p, scale)
+    return _attention(SelfAttention, [qkv], attn_mask, is_causal, dropout_p, scale,
+                      true_means_attend=False)
 
 
 def _attention(op: type[ScaledDotProductAttention], inputs: list[Tensor],
                attn_mask: Tensor | np.ndarray | None, is_causal: bool, dropout_p: float,
-               scale: float | None) -> Tensor:
+               scale: float | None, true_means_attend: bool) -> Tensor:
     """Check the arguments both attention ops share and sort the mask: a boolean one is
-    a parameter, a float one an input (its gradient is the scores')."""
+    a parameter (True = blocked, inside the op), a float one an input (its gradient is
+    the scores')."""
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"{op.name}: dropout_p must lie in [0, 1], got {dropout_p}")
     if is_causal and attn_mask is not None:
@@ -194,7 +214,7 @@ def _attention(op: type[ScaledDotProductAttention], inputs: list[Tensor],
         mask = attn_mask if isinstance(attn_mask, Node) else inputs[0]._wrap(
             np.asarray(attn_mask))
         if mask.dtype == np.bool_:
-            bool_mask = mask.data
+            bool_mask = ~mask.data if true_means_attend else mask.data
         elif mask.dtype.kind == "f":
             inputs.append(mask)
         else:

@@ -8,8 +8,9 @@ magnitude 1e4 give finite outputs and gradients.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -163,32 +164,69 @@ class Dropout(Op):
 
 
 # ---- the functional API ----
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return Softmax.apply(x, axis=axis)
+def _softmax_dim(name: str, ndim: int, dim: int | None, axis: int | None) -> int:
+    if axis is not None:  # NumPy's name, accepted as an alias
+        if dim is not None:
+            raise TypeError(f"{name}: pass dim or axis, not both")
+        return axis
+    if dim is None:
+        # PyTorch's legacy rule for a missing dim, with its warning.
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change "
+                      f"the call to include dim=X as an argument.", stacklevel=3)
+        return 0 if ndim in (0, 1, 3) else 1
+    return dim
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return LogSoftmax.apply(x, axis=axis)
+def _cast(x: Tensor, dtype: Any) -> Tensor:
+    return x if dtype is None or np.dtype(dtype) == x.dtype else x.astype(dtype)
 
 
-def layer_norm(x: Tensor, normalized_shape: int | Sequence[int],
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,  # noqa: A002
+            dtype: Any = None, *, axis: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (cast to ``dtype`` first if given).
+
+    Shape: any -> same.
+    """
+    x = _cast(input, dtype)
+    return Softmax.apply(x, axis=_softmax_dim("softmax", x.ndim, dim, axis))
+
+
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,  # noqa: A002
+                dtype: Any = None, *, axis: int | None = None) -> Tensor:
+    """log(softmax(x)) along ``dim``, computed stably.
+
+    Shape: any -> same.
+    """
+    x = _cast(input, dtype)
+    return LogSoftmax.apply(x, axis=_softmax_dim("log_softmax", x.ndim, dim, axis))
+
+
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int],  # noqa: A002
                weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the trailing ``normalized_shape`` dims.
 
-    Shape: x (..., *normalized_shape); weight and bias normalized_shape; out as x.
+    Shape: input (..., *normalized_shape); weight and bias normalized_shape; out as input.
     """
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
         normalized_shape)
     affine = [t for t in (weight, bias) if t is not None]
-    return LayerNorm.apply(x, *affine, normalized_shape=shape, eps=eps,
+    return LayerNorm.apply(input, *affine, normalized_shape=shape, eps=eps,
                            has_weight=weight is not None, has_bias=bias is not None)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability p and scale the rest by 1/(1-p)."""
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+            inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (the identity
+    when not ``training``).
+
+    Shape: any -> same.
+    """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability must lie in [0, 1], got {p}")
+    if inplace:
+        raise ValueError("dropout: inplace=True is not supported; the result is always a "
+                         "new tensor")
     if not training or p == 0.0:
-        return x
-    return Dropout.apply(x, p=p)
+        return input
+    return Dropout.apply(input, p=p)

@@ -77,6 +77,8 @@ def _sdpa_dropout(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 
 
 _padding = np.array([[False, False, True, True], [False, False, False, True]])
+_class_weights = np.array([0.5, 2.0, 1.25])
+_probabilities = np.random.default_rng(3).dirichlet(np.ones(3), size=4)
 
 SAMPLES: dict[str, list[Case]] = {
     "add": _binary(lambda a, b: a + b, _randn),
@@ -243,13 +245,13 @@ SAMPLES: dict[str, list[Case]] = {
         case("(2,2,2,3) -> 1", F.linear, _randn(2, 2, 2, 3), _randn(1, 3), _randn(1)),
     ],
     "softmax": [
-        case("(5,)", lambda x: F.softmax(x), _randn(5)),
-        case("(3,4) axis 0", lambda x: F.softmax(x, axis=0), _randn(3, 4)),
+        case("(5,)", lambda x: F.softmax(x, -1), _randn(5)),
+        case("(3,4) dim 0", lambda x: F.softmax(x, dim=0), _randn(3, 4)),
         case("(2,3,4) axis -1", lambda x: x.softmax(-1), _randn(2, 3, 4)),
     ],
     "log_softmax": [
-        case("(5,)", lambda x: F.log_softmax(x), _randn(5)),
-        case("(3,4) axis 0", lambda x: F.log_softmax(x, axis=0), _randn(3, 4)),
+        case("(5,)", lambda x: F.log_softmax(x, 0), _randn(5)),
+        case("(3,4) dim 0", lambda x: F.log_softmax(x, dim=0), _randn(3, 4)),
         case("(2,3,4) axis 1", lambda x: x.log_softmax(1), _randn(2, 3, 4)),
     ],
     "layer_norm": [
@@ -263,13 +265,55 @@ SAMPLES: dict[str, list[Case]] = {
     ],
     "cross_entropy": [
         case("(4,5)", lambda x: F.cross_entropy(x, np.array([0, 4, 2, 2])), _randn(4, 5)),
-        case("(2,3,4) classes on axis 1",
+        case("(2,3,4) classes on dim 1",
              lambda x: F.cross_entropy(x, np.array([[0, 1, 2, 2], [1, 1, 0, 2]])),
              _randn(2, 3, 4)),
         case("(5,3) ignore_index",
-             lambda x: F.cross_entropy(x, np.array([1, -100, 2, 0, -100]), ignore_index=-100),
-             _randn(5, 3)),
+             lambda x: F.cross_entropy(x, np.array([1, -100, 2, 0, -100])), _randn(5, 3)),
         case("(6,) one sample", lambda x: F.cross_entropy(x, np.array(3)), _randn(6)),
+        case("(5,3) class weights, ignore_index=1",
+             lambda x: F.cross_entropy(x, np.array([1, 0, 2, 2, 1]), _class_weights,
+                                       ignore_index=1), _randn(5, 3)),
+        case("(4,3) label smoothing, weights, sum",
+             lambda x: F.cross_entropy(x, np.array([0, 2, 1, -100]), _class_weights,
+                                       reduction="sum", label_smoothing=0.2), _randn(4, 3)),
+        case("(2,3,2) reduction none, smoothing",
+             lambda x: F.cross_entropy(x, np.array([[0, 2], [1, 1]]), reduction="none",
+                                       label_smoothing=0.1), _randn(2, 3, 2)),
+        case("(4,3) probability targets, weights, smoothing",
+             lambda x: F.cross_entropy(x, _probabilities, _class_weights,
+                                       label_smoothing=0.3), _randn(4, 3)),
+    ],
+    "nll_loss": [
+        case("(4,5)", lambda x: F.nll_loss(x, np.array([0, 4, 2, 2])), _randn(4, 5)),
+        case("(2,3,4) weights, ignore_index",
+             lambda x: F.nll_loss(x, np.array([[0, 1, 2, 2], [1, -100, 0, 2]]),
+                                  _class_weights), _randn(2, 3, 4)),
+        case("(5,3) sum", lambda x: F.nll_loss(x, np.array([1, 0, 2, 0, 1]), reduction="sum"),
+             _randn(5, 3)),
+        case("(3,3) none, ignore_index=2",
+             lambda x: F.nll_loss(x, np.array([1, 2, 0]), ignore_index=2, reduction="none"),
+             _randn(3, 3)),
+    ],
+    "mse_loss": [
+        case("(3,4) mean", F.mse_loss, _randn(3, 4), _randn(3, 4)),
+        case("(2,3,4) against (4,) sum", lambda x, t: F.mse_loss(x, t, reduction="sum"),
+             _randn(2, 3, 4), _randn(4)),
+        case("(3,1) against (1,4) none", lambda x, t: F.mse_loss(x, t, reduction="none"),
+             _randn(3, 1), _randn(1, 4)),
+        case("(5,) against an array", lambda x: F.mse_loss(x, np.linspace(-1, 1, 5)),
+             _randn(5)),
+    ],
+    "silu": _unary(F.silu, _randn),
+    "embedding": [
+        case("(2,3) indices, repeats", lambda w: F.embedding(np.array([[0, 2, 2], [4, 0, 1]]),
+                                                             w), _randn(5, 3)),
+        # The padding row gets no gradient by design (a test checks that): it is left out
+        # of the indices here, so finite differences agree.
+        case("padding_idx", lambda w: F.embedding(np.array([2, 3, 2, 0]), w, padding_idx=1),
+             _randn(4, 2)),
+        case("0-d index, negative padding_idx",
+             lambda w: F.embedding(np.array(1), w, padding_idx=-1), _randn(3, 4)),
     ],
     "dropout": [
         case("(10,)", _dropout, _randn(10)),
@@ -283,8 +327,8 @@ SAMPLES: dict[str, list[Case]] = {
              _randn(2, 2, 3, 4), _randn(2, 2, 5, 4), _randn(2, 2, 5, 2)),
         case("broadcast k,v over heads", F.scaled_dot_product_attention,
              _randn(2, 3, 2, 4), _randn(2, 1, 4, 4), _randn(2, 1, 4, 3)),
-        case("boolean padding mask",
-             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, _padding[:, None, :]),
+        case("boolean mask (True: may attend)",
+             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, ~_padding[:, None, :]),
              _randn(2, 3, 4), _randn(2, 4, 4), _randn(2, 4, 4)),
         case("float mask with grad", lambda q, k, v, m: F.scaled_dot_product_attention(
             q, k, v, attn_mask=m), _randn(2, 3, 4), _randn(2, 4, 4), _randn(2, 4, 2),
