@@ -36,6 +36,12 @@ _anomaly_hooks: Any = None
 
 _new_object = object.__new__  # ops define no __init__: skip the type call machinery
 
+# In-place changes anywhere so far. An op records the count when it is recorded; a
+# tensor's version cell holds [version, the count at its last in-place change], so "an
+# input changed after this op saw it" is one comparison, and a backward pass with no
+# in-place change since the forward pass (the usual case) checks one int per op.
+_epoch = 0
+
 # name -> Op subclass: the table the engine, gradcheck, the tests and the renderer read.
 OPS: dict[str, type[Op]] = {}
 
@@ -207,10 +213,9 @@ class Op:
             op.inputs = inputs
             op.needs_input_grad = needs
             op.scope = _current_scope
-            if cls.saves_inputs:
-                op.input_versions = tuple([t._versions[0] for t in inputs])
+            op.epoch = _epoch
             if cls.saves_output:
-                op.output_version = (result._versions, result._versions[0])
+                op.output_versions = result._versions
             result.requires_grad = True
             result._ctx = op
             if _anomaly_hooks is not None:  # detect_anomaly: remember the call site
@@ -220,14 +225,11 @@ class Op:
     def check_saved_versions(self) -> None:
         """Refuse to run backward on values that were changed in place after forward."""
         if self.saves_inputs:
-            for position, (t, seen) in enumerate(zip(self.inputs, self.input_versions)):
-                if t._versions[0] != seen:
-                    raise _modified_error(self, f"input {position}", t.data, seen,
-                                          t._versions[0])
-        if self.saves_output:
-            cell, seen = self.output_version
-            if cell[0] != seen:
-                raise _modified_error(self, "its output", None, seen, cell[0])
+            for position, t in enumerate(self.inputs):
+                if t._versions[1] > self.epoch:
+                    raise _modified_error(self, f"input {position}", t.data, t._versions[0])
+        if self.saves_output and self.output_versions[1] > self.epoch:
+            raise _modified_error(self, "its output", None, self.output_versions[0])
 
     def free(self) -> None:
         """Drop the saved values and the edges: backward through this op is done."""
@@ -238,14 +240,21 @@ class Op:
         return f"<{self.name} op>"
 
 
-def _modified_error(op: Op, what: str, data: np.ndarray | None, seen: int,
-                    now: int) -> RuntimeError:
+def mark_modified(versions: list[int]) -> None:
+    """Record an in-place change of the tensor whose version cell this is."""
+    global _epoch
+    _epoch += 1
+    versions[0] += 1
+    versions[1] = _epoch
+
+
+def _modified_error(op: Op, what: str, data: np.ndarray | None, now: int) -> RuntimeError:
     shape = f" of shape {data.shape}" if data is not None else ""
     return RuntimeError(
         f"backward: one of the tensors needed for gradient computation has been modified "
-        f"by an in-place operation: {what} of {op.name!r}{shape} is at version {now}; "
-        f"expected version {seen} instead. Change it out of place, or run the forward "
-        f"pass again after changing it")
+        f"by an in-place operation: {what} of {op.name!r}{shape} was changed after the "
+        f"forward pass used it (it is now at version {now}). Change it out of place, or "
+        f"run the forward pass again after changing it")
 
 
 def _op_error(name: str, err: Exception, inputs: tuple[Tensor, ...]) -> Exception:
@@ -331,23 +340,27 @@ def backward(root: Tensor, seed: np.ndarray, retain_graph: bool = False) -> None
             if not retain_graph:
                 op.free()
             continue
-        owned.discard(node)
-        op.check_saved_versions()
+        if owned:
+            owned.discard(node)
+        if op.epoch != _epoch:  # something changed in place since this op was recorded
+            op.check_saved_versions()
         input_grads = op.backward(grad)
         if hooks is not None:  # detect_anomaly: raise on a NaN/Inf gradient
             hooks[1](op, grad, input_grads)
         inputs = op.inputs
-        if not retain_graph:
-            op.free()
+        if not retain_graph:  # free what the op saved, and the edges (op.free, inlined)
+            op.__dict__.clear()
+            op.inputs = None
         for inp, g in zip(inputs, input_grads):
             if g is None or not inp.requires_grad:
                 continue
-            if g.shape != inp.data.shape:
-                g = unbroadcast(g, inp.data.shape)
+            data = inp.data
+            if g.shape != data.shape:
+                g = unbroadcast(g, data.shape)
             elif type(g) is not np.ndarray:
                 g = np.asarray(g)
-            if g.dtype != inp.data.dtype:
-                g = g.astype(inp.data.dtype)
+            if g.dtype is not data.dtype and g.dtype != data.dtype:
+                g = g.astype(data.dtype)
             previous = pending.get(inp)
             if previous is None:
                 pending[inp] = g

@@ -69,7 +69,7 @@ class Tensor(Node):
         self.requires_grad = False
         self._ctx: engine.Op | None = None
         self.name = name
-        self._versions = [0]
+        self._versions = [0, 0]  # [version, when last changed]: see engine.mark_modified
         if requires_grad:
             self.requires_grad_()
 
@@ -83,7 +83,7 @@ class Tensor(Node):
         t.requires_grad = False
         t._ctx = None
         t.name = None
-        t._versions = [0]
+        t._versions = [0, 0]
         return t
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -106,7 +106,7 @@ class Tensor(Node):
     def _bump_version(self) -> None:
         """Record an in-place change of ``data``: every writer into a tensor's array calls
         this, so a backward pass through an op that saved the old values can refuse."""
-        self._versions[0] += 1
+        engine.mark_modified(self._versions)
 
     # ---- array facts ----
     @property
@@ -260,7 +260,7 @@ class Tensor(Node):
             dtype = self.data.dtype
             if type(value) is not builtins.float or dtype.kind != "f":
                 dtype = dtypes.scalar_dtype(value, dtype)
-            return Tensor._wrap(_constant(value, dtype))
+            return _scalar_tensor(value, dtype)
         if isinstance(value, np.ndarray):
             return Tensor._wrap(value)
         raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} for a "
@@ -268,8 +268,15 @@ class Tensor(Node):
 
     def _promoted(self, value: ArrayLike, op: str) -> tuple[Tensor, Tensor]:
         """Both operands of a binary op in their common dtype (PyTorch's rules)."""
+        dtype = self.data.dtype
+        # The hot cases first: a float tensor with a Python float, or two tensors of one
+        # dtype (numpy shares one dtype object among arrays of a builtin dtype).
+        if type(value) is builtins.float and dtype.kind == "f":
+            return self, _scalar_tensor(value, dtype)
+        if type(value) is Tensor and value.data.dtype is dtype:
+            return self, value
         other = self._operand(value, op)
-        a, b = self.data.dtype, other.data.dtype
+        a, b = dtype, other.data.dtype
         if a == b:
             return self, other
         dtype = dtypes.result_type(self.data, other.data)
@@ -869,23 +876,23 @@ class Tensor(Node):
         self._write(array, "setitem", index)
 
 
-def _constant(value: Any, dtype: np.dtype) -> np.ndarray:
-    """A 0-d read-only array for a Python scalar, cached: a few constants (1.0, 0.5, ...)
-    are used over and over, and building each again costs more than a small op."""
-    # copysign tells -0.0 from 0.0, which compare (and hash) equal.
-    key = (value, math.copysign(1.0, value) if isinstance(value, builtins.float) else 1.0,
-           dtype)
-    array = _constants.get(key)
-    if array is None:
+def _scalar_tensor(value: Any, dtype: np.dtype) -> Tensor:
+    """The cached constant tensor for a Python scalar: a few constants (1.0, 0.5, ...)
+    are used over and over, and building each again costs more than a small op. It is
+    shared, so its array is read-only: an in-place change of it raises instead of changing every later use."""
+    # -0.0 and 0.0 compare (and hash) equal: zeros carry their sign in the key.
+    key = (value, dtype) if value else (value, dtype, math.copysign(1.0, value))
+    const = _constants.get(key)
+    if const is None:
         if len(_constants) > 4096:
             _constants.clear()
         array = np.asarray(value, dtype)
-        array.flags.writeable = False  # shared: nobody may change it
-        _constants[key] = array
-    return array
+        array.flags.writeable = False
+        const = _constants[key] = Tensor._wrap(array)
+    return const
 
 
-_constants: dict[tuple[Any, builtins.float, np.dtype], np.ndarray] = {}
+_constants: dict[tuple[Any, ...], Tensor] = {}
 
 dtypes_by_name = {"float32", "float64", "float16", "int64", "int32", "int16", "int8",
                   "uint8", "bool", "float", "double", "long", "int", "half"}
