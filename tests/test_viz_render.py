@@ -124,7 +124,8 @@ def test_backward_stepper_frames_and_page(tmp_path):
 def test_layer_input_grad_norms_match_backward():
     ta.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 3)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    model = nn.TransformerEncoder(layer, 3)
     x = ta.Tensor(rng.standard_normal((2, 4, 8)), requires_grad=True)
     loss = (model(x) * 0.5).sum()
     loss.backward(retain_graph=True)
@@ -166,7 +167,8 @@ def test_write_all(tmp_path):
 def test_collapsed_six_layer_graph_renders_within_budget(tmp_path):
     import time
     ta.manual_seed(0)
-    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 6)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    model = nn.TransformerEncoder(layer, 6)
     x = np.random.default_rng(0).standard_normal((2, 5, 16)).astype(np.float32)
     out = model(ta.Tensor(x, requires_grad=True))
     out.backward(np.full(out.shape, 0.5, dtype=np.float32), retain_graph=True)

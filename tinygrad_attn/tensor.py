@@ -879,7 +879,8 @@ class Tensor(Node):
 def _scalar_tensor(value: Any, dtype: np.dtype) -> Tensor:
     """The cached constant tensor for a Python scalar: a few constants (1.0, 0.5, ...)
     are used over and over, and building each again costs more than a small op. It is
-    shared, so its array is read-only: an in-place change of it raises instead of changing every later use."""
+    shared, so its array is read-only: an in-place change of it raises instead of
+    changing every later use."""
     # -0.0 and 0.0 compare (and hash) equal: zeros carry their sign in the key.
     key = (value, dtype) if value else (value, dtype, math.copysign(1.0, value))
     const = _constants.get(key)
