@@ -646,6 +646,27 @@ def port_results(name: str) -> Arrays:
     return arrays
 
 
+def tensor_api_cases() -> Arrays:
+    """Each expression of tests/tensor_api_cases.py, evaluated by PyTorch: its value (as
+    float64 or int64), its dtype's name and the gradient of sum(value * w) for x."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from tensor_api_cases import CASES, inputs, weight
+
+    arrays: Arrays = {}
+    for i, expression in enumerate(CASES):
+        env = inputs(torch)
+        value = eval(expression, env)  # noqa: S307 (the expressions are ours)
+        array = value.detach().numpy()
+        arrays[f"{i}/value"] = array.astype(np.float64 if array.dtype.kind == "f" else
+                                            np.int64 if array.dtype.kind in "iu" else bool)
+        arrays[f"{i}/dtype"] = np.array(str(value.dtype).replace("torch.", ""))
+        if value.requires_grad:
+            w = torch.tensor(weight(tuple(value.shape)), dtype=value.dtype)
+            (value * w).sum().backward()
+            arrays[f"{i}/grad"] = env["x"].grad.numpy().astype(np.float64)
+    return arrays
+
+
 def write_npz(path: str, arrays: Arrays) -> None:
     """``np.savez_compressed``, but byte-for-byte reproducible: fixed member timestamps,
     so regenerating unchanged fixtures leaves the committed files unchanged."""
@@ -663,7 +684,7 @@ def main() -> None:
     files = {"layers.npz": layer_cases, "mha.npz": mha_cases,
              "encoder_layer.npz": encoder_layer_cases, "encoder.npz": encoder_cases,
              "functional.npz": functional_cases, "optim.npz": optim_cases,
-             "checkpoint.npz": checkpoint_cases}
+             "checkpoint.npz": checkpoint_cases, "tensor_api.npz": tensor_api_cases}
     for name in PORTS:
         files[f"port_{name}.npz"] = lambda name=name: port_results(name)
     wanted = sys.argv[1:] or list(files)  # e.g. `make_fixtures.py optim.npz`

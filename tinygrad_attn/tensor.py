@@ -481,6 +481,24 @@ class Tensor(Node):
         return _shape.MaskedFill.apply(self, mask=engine.array_of(mask),
                                        value=_number(value))
 
+    # ---- new tensors like this one (PyTorch's new_* methods: this tensor's dtype) ----
+    def new_tensor(self, data: ArrayLike, dtype: Any = None) -> Tensor:
+        array = np.array(engine.array_of(data), dtype=dtype or self.data.dtype)
+        return Tensor._wrap(array)
+
+    def new_zeros(self, *size: Any, dtype: Any = None) -> Tensor:
+        return Tensor._wrap(np.zeros(_sizes(size), dtype=dtype or self.data.dtype))
+
+    def new_ones(self, *size: Any, dtype: Any = None) -> Tensor:
+        return Tensor._wrap(np.ones(_sizes(size), dtype=dtype or self.data.dtype))
+
+    def new_full(self, size: Sequence[builtins.int], fill_value: Any, dtype: Any = None
+                 ) -> Tensor:
+        return Tensor._wrap(np.full(_sizes((size,)), fill_value, dtype=dtype or self.dtype))
+
+    def new_empty(self, *size: Any, dtype: Any = None) -> Tensor:
+        return Tensor._wrap(np.empty(_sizes(size), dtype=dtype or self.data.dtype))
+
     # ---- dtype ----
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(dtype)``, ``to(other)`` (its dtype), ``to("cpu")``, ``to(device, dtype)``."""
