@@ -268,3 +268,29 @@ def test_gradcheck_restores_an_input_when_fn_raises() -> None:
         ta.gradcheck(fn, [x])
     np.testing.assert_array_equal(x.data, before)
     assert x.grad is None
+
+
+# ---- grad mode ----
+def test_grad_mode_contexts_and_decorators_as_pytorch() -> None:
+    x = leaf([1.0])
+
+    @ta.no_grad()
+    def frozen() -> Tensor:
+        return x * 2.0
+
+    @ta.set_grad_enabled(False)
+    def also_frozen() -> Tensor:
+        return x * 2.0
+
+    assert ta.is_grad_enabled()  # decorating changed nothing outside the call
+    assert not frozen().requires_grad and not also_frozen().requires_grad
+    with ta.no_grad():
+        with ta.enable_grad():
+            assert (x * 2.0).requires_grad
+        assert not (x * 2.0).requires_grad
+    ta.set_grad_enabled(False)
+    assert not ta.is_grad_enabled()
+    ta.set_grad_enabled(True)
+    with ta.set_grad_enabled(False):
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()

@@ -115,6 +115,11 @@ class set_grad_enabled(_GradMode):  # noqa: N801
     def __enter__(self) -> None:
         self._previous.append(self._before_call)
 
+    def __call__(self, fn: _F) -> _F:
+        global _grad_enabled
+        _grad_enabled = self._before_call  # as a decorator it acts only inside the call
+        return super().__call__(fn)
+
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
