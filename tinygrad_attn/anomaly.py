@@ -120,9 +120,8 @@ def _on_backward(op: Op, grad: np.ndarray, input_grads: Sequence[np.ndarray | No
 def detect_anomaly(enabled: bool = True) -> Iterator[None]:
     """Inside this block, ops remember where they were created and a backward pass that
     produces NaN or Inf raises :class:`AnomalyError` at the first op that did."""
-    previous = engine._anomaly_hooks
-    engine._anomaly_hooks = (_on_record, _on_backward) if enabled else None
+    previous = engine.set_anomaly_hooks((_on_record, _on_backward) if enabled else None)
     try:
         yield
     finally:
-        engine._anomaly_hooks = previous
+        engine.set_anomaly_hooks(previous)

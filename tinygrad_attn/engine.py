@@ -125,6 +125,14 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
+def set_anomaly_hooks(hooks: Any) -> Any:
+    """Install detect_anomaly's (on_record, on_backward) hooks, or None; returns the
+    hooks they replace."""
+    global _anomaly_hooks
+    previous, _anomaly_hooks = _anomaly_hooks, hooks
+    return previous
+
+
 def set_scope(path: str) -> str:
     """Label the ops recorded from now on with a module path; returns the label it replaces."""
     global _current_scope
