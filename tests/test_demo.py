@@ -172,6 +172,11 @@ def test_fast_run_writes_complete_metrics(fast_run: tuple[DemoResult, Path, str]
     assert on_disk["cosine_apple_before"] == pytest.approx(1.0, abs=1e-6)
     assert on_disk["cosine_role_before"] == pytest.approx(1.0, abs=1e-6)
     assert -1.0 <= on_disk["cosine_role_after"] <= 1.0
+    # Where the answer depends on which apple is meant, the two apples' vectors part.
+    assert on_disk["cosine_apple_sense_before"] == pytest.approx(1.0, abs=1e-6)
+    assert on_disk["cosine_apple_sense_after"] < 0.5
+    assert on_disk["apple_sense_accuracy"] > 0.95
+    assert "its sense decides the answer" in printed
     assert "Held-out accuracy" in printed and "attention" in printed
     assert "steps/s" in printed
     # The pictures of the trained model: its graph, one attention view per layer, the

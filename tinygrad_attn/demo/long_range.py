@@ -21,7 +21,7 @@ import numpy as np
 
 from tinygrad_attn import checkpoint, ops, viz
 from tinygrad_attn import random as ta_random
-from tinygrad_attn.demo import task
+from tinygrad_attn.demo import apple, task
 from tinygrad_attn.demo.models import (
     AttentionClassifier,
     VanillaRNN,
@@ -109,6 +109,12 @@ def run(out_dir: str | os.PathLike = "demo_out", seed: int = 0, steps: int | Non
     out_dir.mkdir(parents=True, exist_ok=True)
 
     result = train_and_measure(config, seed, out, progress)
+    # A second, small task in which the sense of "apple" decides the answer.
+    sense = apple.train_and_measure(seed)
+    result.metrics.update(apple_sense_accuracy=sense.accuracy,
+                          cosine_apple_sense_before=sense.cosine_before,
+                          cosine_apple_sense_after=sense.cosine_after,
+                          cosine_apple_sense_after_mean=sense.mean_cosine_after)
     result.metrics["pictures"] = write_pictures(result, out_dir / "pictures", seed)
     write_outputs(result, out_dir)
     print_report(result, out_dir, out)
@@ -359,6 +365,12 @@ def print_report(result: DemoResult, out_dir: Path, out: TextIO) -> None:
         lines += ["  (the encoder changes a word's vector where the task gives it a reason "
                   "to: the sport",
                   "  depends on the place word's role, never on what \"apple\" means)"]
+    if "cosine_apple_sense_after" in m:
+        lines += [f"  \"apple\" in a task where its sense decides the answer (demo/apple.py, "
+                  f"sense accuracy {_percent(m['apple_sense_accuracy'])}):",
+                  f"    \"{apple.EXAMPLE[0]}\" vs \"{apple.EXAMPLE[1]}\":  before "
+                  f"{m['cosine_apple_sense_before']:.4f}, after "
+                  f"{m['cosine_apple_sense_after']:.4f}"]
     lines += ["", f"Wrote {out_dir / 'model.npz'} and {out_dir / 'metrics.json'}; the "
               f"graph and attention strips of one held-out sequence, the gradient each input word "
               f"gets, and the residual charts are in {out_dir / 'pictures'}."]
