@@ -30,7 +30,11 @@ setup(
         "threadpoolctl>=3.1",
     ],
     extras_require={
-        # playwright drives the system Chromium in the stepper's browser test.
-        "dev": ["pytest>=7", "hypothesis>=6", "playwright>=1.40"],
+        # playwright drives the system Chromium in the stepper's browser test; nbclient,
+        # nbformat and ipykernel run examples/tour.ipynb in the tests (tests/test_docs.py
+        # runs the tutorials' Markdown code blocks itself: a fence plugin would re-run
+        # every earlier block for each block that builds on them).
+        "dev": ["pytest>=7", "hypothesis>=6", "playwright>=1.40", "nbclient>=0.10",
+                "nbformat>=5.9", "ipykernel>=6.25"],
     },
 )
