@@ -58,3 +58,25 @@ def test_the_reader_runs_what_the_text_says(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert 'bad.md", line 4' in done.stderr and "ValueError: here" in done.stderr
+
+
+def test_public_functions_and_layers_document_their_shapes() -> None:
+    import inspect
+
+    import tinygrad_attn.factories
+    import tinygrad_attn.functions
+    import tinygrad_attn.nn
+    import tinygrad_attn.nn.functional
+
+    containers = {"Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"}
+    missing = []
+    for module in (tinygrad_attn.nn.functional, tinygrad_attn.factories,
+                   tinygrad_attn.functions, tinygrad_attn.nn):
+        for name in getattr(module, "__all__", dir(module)):
+            obj = getattr(module, name, None)
+            if name.startswith("_") or name in containers | {"is_tensor"}:
+                continue
+            if inspect.isfunction(obj) or (inspect.isclass(obj) and module is tinygrad_attn.nn):
+                if "Shape" not in (inspect.getdoc(obj) or ""):
+                    missing.append(f"{module.__name__}.{name}")
+    assert not missing, missing

@@ -38,7 +38,9 @@ def _dtype(dtype: Any, where: str, default: np.dtype = dtypes.DEFAULT_FLOAT) -> 
 def tensor(data: Any, dtype: Any = None, device: Any = None,
            requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data``, as ``torch.tensor``: Python ints give
-    int64, floats float32, bools bool; a NumPy array (or a tensor) keeps its dtype."""
+    int64, floats float32, bools bool; a NumPy array (or a tensor) keeps its dtype.
+
+    Shape: that of ``data`` (nested lists give one dim per level)."""
     if isinstance(data, Tensor):
         array = data.data.copy()
     elif isinstance(data, np.ndarray) or hasattr(data, "__array__"):
@@ -59,7 +61,7 @@ def tensor(data: Any, dtype: Any = None, device: Any = None,
 
 def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
     """Like :func:`tensor`, but shares a NumPy array's memory when no conversion is
-    needed."""
+    needed. Shape: that of ``data``."""
     if isinstance(data, Tensor) and dtype is None:
         return data
     if isinstance(data, np.ndarray):
@@ -70,7 +72,7 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
-    """A tensor sharing ``array``'s memory and dtype."""
+    """A tensor sharing ``array``'s memory and dtype. Shape: ``array.shape``."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
     return Tensor(array)
@@ -78,18 +80,21 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 def zeros(*size: Size, dtype: Any = None, device: Any = None,
           requires_grad: bool = False) -> Tensor:
+    """Filled with 0 (float32 unless ``dtype``). Shape: ``size``."""
     return _finish(np.zeros(_size(size, "zeros"), _dtype(dtype, "zeros")), requires_grad,
                    device, "zeros")
 
 
 def ones(*size: Size, dtype: Any = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
+    """Filled with 1 (float32 unless ``dtype``). Shape: ``size``."""
     return _finish(np.ones(_size(size, "ones"), _dtype(dtype, "ones")), requires_grad,
                    device, "ones")
 
 
 def empty(*size: Size, dtype: Any = None, device: Any = None,
           requires_grad: bool = False) -> Tensor:
+    """Uninitialised values (float32 unless ``dtype``). Shape: ``size``."""
     return _finish(np.empty(_size(size, "empty"), _dtype(dtype, "empty")), requires_grad,
                    device, "empty")
 
@@ -97,7 +102,7 @@ def empty(*size: Size, dtype: Any = None, device: Any = None,
 def full(size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
     """Filled with ``fill_value``; the dtype follows it (bool, int64 or float32) unless
-    given, as in PyTorch."""
+    given, as in PyTorch. Shape: ``size``."""
     if dtype is None:
         dtype = dtypes.scalar_dtype(fill_value, dtypes.bool)
     return _finish(np.full(_size((size,), "full"), fill_value, dtypes.as_dtype(dtype, "full")),
@@ -106,12 +111,15 @@ def full(size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any
 
 def eye(n: int, m: int | None = None, *, dtype: Any = None, device: Any = None,
         requires_grad: bool = False) -> Tensor:
+    """Ones on the diagonal, zeros elsewhere. Shape: (n, m), m = n by default."""
     return _finish(np.eye(n, m, dtype=_dtype(dtype, "eye")), requires_grad, device, "eye")
 
 
 def arange(start: float, end: float | None = None, step: float = 1, *, dtype: Any = None,
            device: Any = None, requires_grad: bool = False) -> Tensor:
-    """``[start, end)`` by ``step``: int64 when all three are ints, else float32."""
+    """``[start, end)`` by ``step``: int64 when all three are ints, else float32.
+
+    Shape: (ceil((end - start) / step),)."""
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -125,27 +133,30 @@ def arange(start: float, end: float | None = None, step: float = 1, *, dtype: An
 
 def linspace(start: float, end: float, steps: int, *, dtype: Any = None, device: Any = None,
              requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included.
+    Shape: (steps,)."""
     return _finish(np.linspace(start, end, steps).astype(_dtype(dtype, "linspace")),
                    requires_grad, device, "linspace")
 
 
 def rand(*size: Size, dtype: Any = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
-    """Uniform on [0, 1)."""
+    """Uniform on [0, 1). Shape: ``size``."""
     values = random.generator().random(_size(size, "rand"))
     return _finish(values.astype(_dtype(dtype, "rand")), requires_grad, device, "rand")
 
 
 def randn(*size: Size, dtype: Any = None, device: Any = None,
           requires_grad: bool = False) -> Tensor:
-    """Standard normal."""
+    """Standard normal. Shape: ``size``."""
     values = random.generator().standard_normal(_size(size, "randn"))
     return _finish(values.astype(_dtype(dtype, "randn")), requires_grad, device, "randn")
 
 
 def randint(low: int, high: int | None = None, size: Sequence[int] = (), *,
             dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Integers in ``[low, high)`` (``randint(high, size)`` draws from ``[0, high)``)."""
+    """Integers in ``[low, high)`` (``randint(high, size)`` draws from ``[0, high)``).
+    Shape: ``size``, int64 unless ``dtype``."""
     if high is None or isinstance(high, (tuple, list)):
         low, high, size = 0, low, (size if high is None else high)
     values = random.generator().integers(low, high, _size((size,), "randint"))
@@ -154,6 +165,7 @@ def randint(low: int, high: int | None = None, size: Sequence[int] = (), *,
 
 
 def randperm(n: int, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``). Shape: (n,)."""
     values = random.generator().permutation(n)
     return _finish(values.astype(_dtype(dtype, "randperm", dtypes.int64)), False, device,
                    "randperm")
@@ -167,16 +179,20 @@ def _like(name: str, make: Any, t: Tensor, dtype: Any, device: Any, requires_gra
 
 def zeros_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
+    """Zeros like ``input`` (its dtype unless ``dtype``). Shape: ``input.shape``."""
     return _like("zeros_like", zeros, input, dtype, device, requires_grad)
 
 
 def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
+    """Ones like ``input`` (its dtype unless ``dtype``). Shape: ``input.shape``."""
     return _like("ones_like", ones, input, dtype, device, requires_grad)
 
 
 def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None,  # noqa: A002
               device: Any = None, requires_grad: bool = False) -> Tensor:
+    """``fill_value`` everywhere, ``input``'s dtype unless ``dtype``. Shape:
+    ``input.shape``."""
     dtype = input.dtype if dtype is None else dtype
     return full(input.shape, fill_value, dtype=dtype, device=device,
                 requires_grad=requires_grad)
@@ -184,11 +200,15 @@ def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None,  # noqa: A00
 
 def rand_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
+    """Uniform on [0, 1), ``input``'s dtype unless ``dtype``. Shape:
+    ``input.shape``."""
     return _like("rand_like", rand, input, dtype, device, requires_grad)
 
 
 def randn_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
+    """Standard normal, ``input``'s dtype unless ``dtype``. Shape:
+    ``input.shape``."""
     return _like("randn_like", randn, input, dtype, device, requires_grad)
 
 

@@ -21,7 +21,9 @@ def _tensor(value: Any, where: str) -> Tensor:
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
-    """Join tensors along an existing dim."""
+    """Join tensors along an existing dim.
+
+    Shape: tensors equal but in ``dim`` -> the sum of their sizes in ``dim``."""
     tensors = list(tensors)
     dim = dim if axis is None else axis
     if not tensors:
@@ -34,7 +36,9 @@ concat = concatenate = cat
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
-    """Join tensors along a new dim."""
+    """Join tensors along a new dim.
+
+    Shape: k tensors of one shape S -> S with a new dim of size k at ``dim``."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
@@ -45,7 +49,9 @@ def stack(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -
 
 def where(condition: Any, input: Any = None, other: Any = None) -> Any:  # noqa: A002
     """``input`` where ``condition`` holds, else ``other``; with the condition alone, the
-    indices where it holds (as ``nonzero(as_tuple=True)``)."""
+    indices where it holds (as ``nonzero(as_tuple=True)``).
+
+    Shape: condition, input and other broadcast together -> their broadcast shape."""
     if input is None and other is None:
         return tuple(Tensor(i) for i in np.nonzero(_tensor(condition, "where").data))
     if not isinstance(input, Tensor):
@@ -59,7 +65,8 @@ def _method(name: str) -> Any:
     def function(input: Tensor, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
         return getattr(_tensor(input, name), name)(*args, **kwargs)
     function.__name__ = function.__qualname__ = name
-    function.__doc__ = f"``input.{name}(...)``: see :meth:`Tensor.{name}`."
+    function.__doc__ = (f"``input.{name}(...)``: see :meth:`Tensor.{name}`.\n\n"
+                        f"Shape: as :meth:`Tensor.{name}`.")
     return function
 
 
@@ -85,6 +92,9 @@ eq, ne, lt, le, gt, ge = (_method(n) for n in ("eq", "ne", "lt", "le", "gt", "ge
 
 def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05,  # noqa: A002
              atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """Whether ``|input - other| <= atol + rtol * |other|`` everywhere.
+
+    Shape: input and other broadcast together -> a Python bool."""
     return bool(np.allclose(_tensor(input, "allclose").data, _tensor(other, "allclose").data,
                             rtol=rtol, atol=atol, equal_nan=equal_nan))
 

@@ -115,7 +115,11 @@ class Linear(Op):
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x @ weight.T + bias`` (PyTorch's ``F.linear``)."""
+    """``x @ weight.T + bias`` (PyTorch's ``F.linear``).
+
+    Shape: x (*, in_features), weight (out_features, in_features), bias (out_features,)
+    -> (*, out_features).
+    """
     return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
