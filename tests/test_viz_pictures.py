@@ -184,3 +184,11 @@ def test_attention_strips_mark_the_deciding_word_with_two_colormaps(tmp_path):
 
 def test_digraph_is_a_graphviz_digraph():
     assert isinstance(viz.draw_graph(_toy_loss()), graphviz.Digraph)
+
+
+def test_the_caption_names_a_seed_only_when_one_was_given():
+    loss = _toy_loss()
+    assert "from a seed" not in viz.draw_graph(loss, collapse_depth=2).source
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    seeded = viz.draw_graph(x * 3.0, seed=np.array([3.0, 4.0])).source
+    assert "from a seed of norm 5.00" in seeded

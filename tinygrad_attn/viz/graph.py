@@ -445,7 +445,7 @@ def _emit(b: _Builder, title: str | None, legend: bool) -> GradGraph:
     name = b.root._ctx.name if b.root._ctx else "leaf"
     if b.has_grads:
         used.add("grads")
-        seed_text = ("" if b.root.size == 1 and np.all(rep.seed == 1) else
+        seed_text = ("" if b.root.numel() == 1 and np.all(rep.seed == 1) else
                      f", from a seed of norm {style.fmt_norm(grad_norm(rep.seed))}")
         caption = (f"How the gradient of {name} ({style.fmt_shape(b.root.shape)}) flows "
                    f"back: \u2016gradient\u2016 on every edge, as backward() computes "
