@@ -1,10 +1,9 @@
-"""What the pictures teach: the noise floor, the legend, Digraph methods without a system
-Graphviz, the stepper's style sheets, labels clear of edges, attention strips."""
+"""What the pictures teach: the noise floor, the legend, one number format, the caption,
+attention strips. (Labels clear of edges: test_viz_layout.py.)"""
 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 
 import graphviz
 import numpy as np
@@ -15,7 +14,6 @@ from tinygrad_attn import nn, ops, viz
 from tinygrad_attn.viz import style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _encoder(norm_first: bool = False, layers: int = 2) -> nn.TransformerEncoder:
@@ -92,69 +90,6 @@ def test_one_number_format():
         assert re.fullmatch(r"\d\.\d\de[+-]\d\d|\d+\.?\d*", number), number
         digits = number.split("e")[0].replace(".", "").lstrip("0")
         assert len(digits) == 3 or number == "0", number
-
-
-def _text_boxes(root: ET.Element) -> list[tuple[str, float, float, float, float]]:
-    """(text, x0, y0, x1, y1) of every text element, its width estimated from Helvetica's
-    average glyph width."""
-    boxes = []
-    for text in root.iter(f"{SVG}text"):
-        if not (text.text or "").strip():
-            continue
-        size = float(text.get("font-size", "14"))
-        width = 0.52 * size * len(text.text.strip())
-        x, y = float(text.get("x")), float(text.get("y"))
-        anchor = text.get("text-anchor", "start")
-        x0 = x - (width / 2 if anchor == "middle" else width if anchor == "end" else 0)
-        boxes.append((text.text, x0 + 1, y - 0.7 * size, x0 + width - 1, y + 0.1 * size))
-    return boxes
-
-
-def _edge_points(root: ET.Element) -> list[tuple[str, np.ndarray]]:
-    """Sampled points along every drawn edge's path."""
-    edges = []
-    for group in root.iter(f"{SVG}g"):
-        if group.get("class") != "edge":
-            continue
-        for path in group.iter(f"{SVG}path"):
-            if path.get("stroke") in (None, "transparent") or path.get("stroke") == "none":
-                continue
-            numbers = [float(v) for v in re.findall(r"-?\d+\.?\d*", path.get("d"))]
-            pts = np.array(numbers).reshape(-1, 2)
-            samples = [pts[0]]
-            for i in range(1, len(pts) - 2, 3):
-                p0, p1, p2, p3 = pts[i - 1], pts[i], pts[i + 1], pts[i + 2]
-                for t in np.linspace(0, 1, 25):
-                    samples.append((1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1
-                                   + 3 * (1 - t) * t ** 2 * p2 + t ** 3 * p3)
-            edges.append((group.get("id"), np.array(samples)))
-    return edges
-
-
-def crossings(svg: str) -> list[str]:
-    """Edges whose path runs through a label's text."""
-    root = ET.fromstring(svg[svg.find("<svg"):])
-    found = []
-    for edge_id, pts in _edge_points(root):
-        for text, x0, y0, x1, y1 in _text_boxes(root):
-            inside = (pts[:, 0] > x0) & (pts[:, 0] < x1) & (pts[:, 1] > y0) & (pts[:, 1] < y1)
-            if inside.any():
-                found.append(f"{edge_id} crosses {text!r}")
-    return found
-
-
-@pytest.mark.parametrize("depth", [2, 3])
-def test_no_edge_runs_through_label_text(depth):
-    svg = viz.draw_graph(_toy_loss(), collapse_depth=depth).to_svg()
-    assert crossings(svg) == []
-
-
-def test_the_crossing_check_sees_a_crossing():
-    dot = ('digraph { a -> b; c [shape=plaintext label="a long label in the way"]; '
-           'c -> d [style=invis]; a -> d [constraint=false] }')
-    svg = viz.render.pipe(dot, "svg").decode()
-    root = ET.fromstring(svg[svg.find("<svg"):])
-    assert _text_boxes(root) and _edge_points(root)
 
 
 def test_attention_strips_mark_the_deciding_word_with_two_colormaps(tmp_path):

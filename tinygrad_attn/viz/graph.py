@@ -535,7 +535,12 @@ def _emit(b: _Builder, title: str | None, legend: bool) -> GradGraph:
     # ---- clusters, innermost first ----
     for edge in drawn:
         edge.attrs = _edge_attrs(edge, b, scale, used)
-    _emit_clusters(g, placed, modules, b, drawn)
+    first_op: dict[str, int] = {}  # drawn node -> where its first op comes in the pass
+    for node in b.order:
+        node_id = g.node_ids.get(id(node))
+        if node_id is not None and node_id not in first_op:
+            first_op[node_id] = b.position[id(node)]
+    _emit_clusters(g, placed, modules, b, first_op, drawn)
     for edge in drawn:
         g.edge(edge.src, edge.dst, **edge.attrs)
     if legend:
@@ -661,10 +666,15 @@ def _edge_attrs(edge: _Edge, b: _Builder, scale: style.LogScale,
 
 
 def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[str, str]]]],
-                   modules: dict[str, _Module], b: _Builder, drawn: list[_Edge]) -> None:
+                   modules: dict[str, _Module], b: _Builder, first_op: dict[str, int],
+                   drawn: list[_Edge]) -> None:
     """Nested clusters, one per module path. Each cluster's name and numbers sit in a
-    header node at its top (tied there by invisible edges), so edges route around the
-    text instead of through it, as they would through a cluster label."""
+    header node (a node, so edges route around its text, as they would not around a
+    cluster label). Invisible edges of weight 0 keep the header above everything in its
+    cluster without pulling anything up; one of weight 1, to the cluster's first op, pulls
+    the header down to it, so a cluster spans only the ranks its ops need; and what feeds
+    a cluster from outside sits above its header, so the layers of an encoder stack one
+    below the other instead of side by side."""
     paths = set(placed)
     for path in list(paths):
         while path:
@@ -674,16 +684,23 @@ def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[s
     for path in sorted(paths):
         if path:
             children.setdefault(_parent(path), []).append(path)
-    predecessors: dict[str, set[str]] = {}
-    for edge in drawn:
-        if not edge.around:
-            predecessors.setdefault(edge.dst, set()).add(edge.src)
 
-    def fill(container: graphviz.Digraph, path: str, level: int) -> set[str]:
-        inside: set[str] = set()
+    feeds: dict[str, set[str]] = {}  # drawn node -> the nodes that feed it
+    for edge in drawn:
+        feeds.setdefault(edge.dst, set()).add(edge.src)
+    above: list[tuple[str, str]] = []  # (outside node, header) kept one above the other
+
+    def fill(container: graphviz.Digraph, path: str, level: int) -> tuple[
+            list[tuple[int, str]], set[str]]:
+        """Draw what module ``path`` holds. Returns (position of its first op, node id) of
+        the nodes and headers directly inside it (those without ops last), and every node
+        inside it."""
+        inside: list[tuple[int, str]] = []
+        everything: set[str] = set()
         for node_id, attrs in placed.get(path, []):
             container.node(node_id, **attrs)
-            inside.add(node_id)
+            inside.append((first_op.get(node_id, len(b.order)), node_id))
+            everything.add(node_id)
         for child in children.get(path, []):
             with container.subgraph(name=f"cluster_{child}") as sub:
                 module = modules.get(child, _Module(child))
@@ -697,11 +714,22 @@ def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[s
                 sub.node(header, label=_html(f"<b>{style.escape(child)}</b>",
                                              _small(numbers)),
                          shape="plaintext", style="", fontsize="11", margin="0.02")
-                members = fill(sub, child, level + 1)
-                for entry in sorted(n for n in members
-                                    if not predecessors.get(n, set()) & members):
-                    sub.edge(header, entry, style="invis", weight="5")
-                inside |= members | {header}
-        return inside
+                members, nodes = fill(sub, child, level + 1)
+                members.sort()
+                for position, node_id in members:
+                    if position < len(b.order):  # a leaf may sit beside the header
+                        sub.edge(header, node_id, style="invis", weight="0")
+                first = members[0][0] if members else len(b.order)
+                if members:
+                    sub.edge(header, members[0][1], style="invis", weight="1")
+                # Only what comes earlier in the pass can sit above (no cycle is made).
+                sources = {src for dst in nodes for src in feeds.get(dst, ())} - nodes
+                above.extend((src, header) for src in sorted(sources)
+                             if first_op.get(src, -1) < first)
+                inside.append((first, header))
+                everything |= nodes | {header}
+        return inside, everything
 
     fill(g, "", 0)
+    for src, header in above:
+        g.edge(src, header, style="invis", weight="0")
