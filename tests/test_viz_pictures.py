@@ -115,6 +115,24 @@ def test_attention_strips_mark_the_deciding_word_with_two_colormaps(tmp_path):
         # at least 10 px at the 110 dpi the PNG is written with
         assert all(label.get_fontsize() * 110 / 72 >= 10 for label in labels)
     assert (tmp_path / "strip.png").read_bytes()[:8] == PNG_MAGIC
+    # the frame's colour is in neither colormap, so it cannot be read as a value
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
+
+    frames = [p for ax in axes for p in ax.patches]
+    assert len(frames) == len(axes)
+    mark = np.array(to_rgb(style.MARK))
+    assert all(np.allclose(p.get_edgecolor()[:3], mark) for p in frames)
+    for name in ("Blues", "RdBu_r"):
+        ramp = colormaps[name](np.linspace(0, 1, 256))[:, :3]
+        assert np.min(np.linalg.norm(ramp - mark, axis=1)) > 0.25, name
+    # each colorbar is as tall as its strip
+    for ax in axes:
+        bar = next(other for other in fig.axes if other is not ax and
+                   abs(other.get_position().y0 - ax.get_position().y0) < 0.02
+                   and other.get_position().x0 > ax.get_position().x1)
+        assert bar.get_position().height == pytest.approx(ax.get_position().height,
+                                                          rel=0.15)
 
 
 def test_digraph_is_a_graphviz_digraph():

@@ -402,7 +402,7 @@ def draw_graph(root: Tensor, *, collapse_depth: int | None = None,
             input through the skip and through each branch, and its skip is drawn as a
             dashed edge around it.
         show_constants: also draw one-element tensors that need no gradient.
-        title: a caption (default: the root's op and shape).
+        title: a caption (default: the root's op and shape); a newline breaks it.
         seed: d(something) / d root, the gradient the backward pass starts from, shape of
             ``root``; default ones for a one-element root (the loss's own gradients).
             A larger root without a seed is drawn without gradients.
@@ -454,7 +454,8 @@ def _emit(b: _Builder, title: str | None, legend: bool) -> GradGraph:
         caption = f"The graph that made {name} ({style.fmt_shape(b.root.shape)})"
     caption = title or caption
     g.attr("graph", rankdir="TB", fontname="Helvetica", fontsize="14", labelloc="t",
-           label=caption, nodesep="0.35", ranksep="0.45", newrank="true")
+           label=caption.replace("\n", "\\n"), nodesep="0.35", ranksep="0.45",
+           newrank="true")
     g.attr("node", fontname="Helvetica", fontsize="11", color=style.BORDER,
            style="filled", margin="0.12,0.05")
     g.attr("edge", fontname="Helvetica", fontsize="9", fontcolor=style.GRAD_TEXT,
