@@ -39,12 +39,14 @@ class GradGraph(graphviz.Digraph):
     ``render``, ``view`` and Jupyter's inline display work as for any Digraph, through
     the same renderer (``graphviz-pure``, see :mod:`.render`). ``replay`` holds the
     gradients drawn; ``node_ids`` and ``edge_ids`` map tensors and edges of the recorded
-    graph to the DOT ids drawn for them (pictures built on top use them).
+    graph to the DOT ids drawn for them, and ``cluster_members`` each module cluster's
+    header id to the ids of the nodes inside it (pictures built on top use them).
     """
 
     replay: Replay
     node_ids: dict[int, str]
     edge_ids: dict[EdgeKey, str]
+    cluster_members: dict[str, list[str]]
 
     def write(self, stem: str | os.PathLike[str],
               formats: Iterable[str] = render.FORMATS) -> dict[str, Path]:
@@ -440,7 +442,7 @@ class _Edge:
 def _emit(b: _Builder, title: str | None, legend: bool) -> GradGraph:
     rep = b.replay
     g = GradGraph(name="backprop")
-    g.replay, g.node_ids, g.edge_ids = rep, {}, {}
+    g.replay, g.node_ids, g.edge_ids, g.cluster_members = rep, {}, {}, {}
     used: set[str] = set()
     name = b.root._ctx.name if b.root._ctx else "leaf"
     if b.has_grads:
@@ -666,7 +668,7 @@ def _edge_attrs(edge: _Edge, b: _Builder, scale: style.LogScale,
     return attrs
 
 
-def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[str, str]]]],
+def _emit_clusters(g: GradGraph, placed: dict[str, list[tuple[str, dict[str, str]]]],
                    modules: dict[str, _Module], b: _Builder, first_op: dict[str, int],
                    drawn: list[_Edge]) -> None:
     """Nested clusters, one per module path. Each cluster's name and numbers sit in a
@@ -706,15 +708,15 @@ def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[s
             with container.subgraph(name=f"cluster_{child}") as sub:
                 module = modules.get(child, _Module(child))
                 header = f"h_{child}"
-                numbers = f"{style.fmt_count(module.params)} params"
+                numbers = _small(f"{style.fmt_count(module.params)} params")
                 if b.has_grads and module.params:
-                    numbers += (f" \u00b7 params \u2016g\u2016 "
-                                f"{style.fmt_norm(math.sqrt(module.param_sq))}")
+                    numbers += _grad_text(f" \u00b7 params \u2016g\u2016 "
+                                          f"{style.fmt_norm(math.sqrt(module.param_sq))}")
+                dom_id = f"c{len(g.cluster_members)}"  # the stepper styles it by id
                 shade = ("#f6f8fb", "#eef2f7", "#e7ecf3")[level % 3]
                 sub.attr(label="", style="rounded,filled", fillcolor=shade, color="#8a9bb0")
-                sub.node(header, label=_html(f"<b>{style.escape(child)}</b>",
-                                             _small(numbers)),
-                         shape="plaintext", style="", fontsize="11", margin="0.02")
+                sub.node(header, label=_html(f"<b>{style.escape(child)}</b>", numbers),
+                         shape="plaintext", style="", fontsize="11", margin="0.02", id=dom_id)
                 members, nodes = fill(sub, child, level + 1)
                 members.sort()
                 for position, node_id in members:
@@ -729,6 +731,7 @@ def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[s
                              if first_op.get(src, -1) < first)
                 inside.append((first, header))
                 everything |= nodes | {header}
+                g.cluster_members[dom_id] = sorted(nodes)
         return inside, everything
 
     fill(g, "", 0)

@@ -67,7 +67,8 @@ def _with_style(svg: str, css: str) -> str:
 def _reached_at(graph: GradGraph) -> dict[str, int]:
     """For each drawn node, the frame from which its gradient numbers are final: an op's
     when its backward runs, a leaf's when the last gradient reaches it, a collapsed
-    module's when its last op has run; the output's from the start (the seed)."""
+    module's when its last op has run, a cluster's header when all inside it is final;
+    the output's from the start (the seed)."""
     rep = graph.replay
     frame: dict[str, int] = {}
     root_id = graph.node_ids.get(id(rep.root))
@@ -82,6 +83,9 @@ def _reached_at(graph: GradGraph) -> dict[str, int]:
                 frame[leaf_id] = max(frame.get(leaf_id, 0), number)
     if root_id is not None and root_id.startswith("n"):
         frame[root_id] = 0
+    # A module's header states its parameters' gradient: final once all inside is done.
+    for header, members in graph.cluster_members.items():
+        frame[header] = max((frame[n] for n in members if n in frame), default=0)
     return frame
 
 
