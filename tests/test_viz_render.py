@@ -206,3 +206,20 @@ def test_stepper_shows_a_module_header_gradient_only_once_the_module_is_done(tmp
                   t.get("fill") == style.GRAD_TEXT and "\u2016g\u2016" in (t.text or "")
                   for t in g.iter("{http://www.w3.org/2000/svg}text"))]
     assert len(stated) == 2
+
+
+def test_stepper_shows_a_residual_split_once_the_branch_has_come_back(tmp_path):
+    x = ta.Tensor(np.array([0.3, -0.7]), requires_grad=True)
+    fork = x * 2.0
+    out = ops.residual(fork, fork.tanh()).sum()  # the branch: tanh, back to the fork
+    graph = viz.draw_graph(out)
+    add = out._ctx.inputs[0]
+    add_id = graph.node_ids[id(add)]
+    viz.backward_stepper(out, tmp_path, graph=graph)
+    steps = [s.node._ctx.name for s in graph.replay.steps]
+    assert steps == ["sum", "residual_add", "tanh", "mul"]
+    hidden = [f"#{add_id} text[fill=" in f.read_text()
+              for f in sorted(tmp_path.glob("frame_*.svg"))]
+    # the add runs at frame 2, the branch (tanh) at 3; the words hold from frame 4, when
+    # the fork (mul) has everything
+    assert hidden == [True, True, True, True, False]
