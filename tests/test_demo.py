@@ -192,6 +192,15 @@ def test_fast_run_writes_complete_metrics(fast_run: tuple[DemoResult, Path, str]
     assert "residual" in (out_dir / "pictures" / "graph.dot").read_text()
 
 
+def test_demo_graph_has_no_edge_through_text(
+        fast_run: tuple[DemoResult, Path, str]) -> None:
+    from svg_layout import crossings
+
+    svg = (fast_run[1] / "pictures" / "graph.svg").read_text()  # modules at depth 3
+    assert "encoder.layers.0.self_attn" in svg or "encoder.layers.0" in svg
+    assert crossings(svg) == []
+
+
 def test_fast_run_loss_falls(fast_run: tuple[DemoResult, Path, str]) -> None:
     metrics = fast_run[0].metrics
     assert metrics["final_train_loss"] < metrics["first_train_loss"] - 0.05

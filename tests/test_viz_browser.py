@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,11 @@ def _grey_share(png: bytes) -> float:
 
 def test_stepper_page_steps_with_keys_and_buttons(tmp_path):
     page_path, steps, _ = _stepper(tmp_path)
+    # Screenshots go to $TINYGRAD_ATTN_SCREENSHOTS when set (to look at them), else beside
+    # the page.
+    shots = Path(os.environ.get("TINYGRAD_ATTN_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots in {shots}")
     captions_html = page_path.read_text()
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM,
@@ -73,7 +79,7 @@ def test_stepper_page_steps_with_keys_and_buttons(tmp_path):
             page.goto(page_path.as_uri())
             counter = page.locator("#counter")
             assert counter.inner_text() == f"frame 0 of {steps}"
-            first = page.screenshot(path=str(tmp_path / "frame_0.png"))
+            first = page.screenshot(path=str(shots / "frame_0.png"))
             page.keyboard.press("ArrowRight")
             assert counter.inner_text() == f"frame 1 of {steps}"
             page.keyboard.press("ArrowRight")
@@ -93,7 +99,7 @@ def test_stepper_page_steps_with_keys_and_buttons(tmp_path):
                     break
             else:
                 pytest.fail("no frame shows a residual add's backward")
-            residual = page.screenshot(path=str(tmp_path / "frame_residual.png"))
+            residual = page.screenshot(path=str(shots / "frame_residual.png"))
             highlighted = page.evaluate("nodes[step]")
             box = page.locator(f"#{highlighted}").bounding_box()
             assert box is not None
@@ -114,5 +120,5 @@ def test_stepper_page_steps_with_keys_and_buttons(tmp_path):
     assert "residual_add" in captions_html
     for shot in (first, residual):
         assert _grey_share(shot) < 0.02
-    assert (tmp_path / "frame_0.png").stat().st_size > 0
-    assert (tmp_path / "frame_residual.png").stat().st_size > 0
+    assert (shots / "frame_0.png").stat().st_size > 0
+    assert (shots / "frame_residual.png").stat().st_size > 0

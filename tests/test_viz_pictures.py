@@ -1,10 +1,9 @@
-"""What the pictures teach: the noise floor, the legend, Digraph methods without a system
-Graphviz, the stepper's style sheets, labels clear of edges, attention strips."""
+"""What the pictures teach: the noise floor, the legend, one number format, the caption,
+attention strips. (Labels clear of edges: test_viz_layout.py.)"""
 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 
 import graphviz
 import numpy as np
@@ -15,7 +14,6 @@ from tinygrad_attn import nn, ops, viz
 from tinygrad_attn.viz import style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _encoder(norm_first: bool = False, layers: int = 2) -> nn.TransformerEncoder:
@@ -94,69 +92,6 @@ def test_one_number_format():
         assert len(digits) == 3 or number == "0", number
 
 
-def _text_boxes(root: ET.Element) -> list[tuple[str, float, float, float, float]]:
-    """(text, x0, y0, x1, y1) of every text element, its width estimated from Helvetica's
-    average glyph width."""
-    boxes = []
-    for text in root.iter(f"{SVG}text"):
-        if not (text.text or "").strip():
-            continue
-        size = float(text.get("font-size", "14"))
-        width = 0.52 * size * len(text.text.strip())
-        x, y = float(text.get("x")), float(text.get("y"))
-        anchor = text.get("text-anchor", "start")
-        x0 = x - (width / 2 if anchor == "middle" else width if anchor == "end" else 0)
-        boxes.append((text.text, x0 + 1, y - 0.7 * size, x0 + width - 1, y + 0.1 * size))
-    return boxes
-
-
-def _edge_points(root: ET.Element) -> list[tuple[str, np.ndarray]]:
-    """Sampled points along every drawn edge's path."""
-    edges = []
-    for group in root.iter(f"{SVG}g"):
-        if group.get("class") != "edge":
-            continue
-        for path in group.iter(f"{SVG}path"):
-            if path.get("stroke") in (None, "transparent") or path.get("stroke") == "none":
-                continue
-            numbers = [float(v) for v in re.findall(r"-?\d+\.?\d*", path.get("d"))]
-            pts = np.array(numbers).reshape(-1, 2)
-            samples = [pts[0]]
-            for i in range(1, len(pts) - 2, 3):
-                p0, p1, p2, p3 = pts[i - 1], pts[i], pts[i + 1], pts[i + 2]
-                for t in np.linspace(0, 1, 25):
-                    samples.append((1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1
-                                   + 3 * (1 - t) * t ** 2 * p2 + t ** 3 * p3)
-            edges.append((group.get("id"), np.array(samples)))
-    return edges
-
-
-def crossings(svg: str) -> list[str]:
-    """Edges whose path runs through a label's text."""
-    root = ET.fromstring(svg[svg.find("<svg"):])
-    found = []
-    for edge_id, pts in _edge_points(root):
-        for text, x0, y0, x1, y1 in _text_boxes(root):
-            inside = (pts[:, 0] > x0) & (pts[:, 0] < x1) & (pts[:, 1] > y0) & (pts[:, 1] < y1)
-            if inside.any():
-                found.append(f"{edge_id} crosses {text!r}")
-    return found
-
-
-@pytest.mark.parametrize("depth", [2, 3])
-def test_no_edge_runs_through_label_text(depth):
-    svg = viz.draw_graph(_toy_loss(), collapse_depth=depth).to_svg()
-    assert crossings(svg) == []
-
-
-def test_the_crossing_check_sees_a_crossing():
-    dot = ('digraph { a -> b; c [shape=plaintext label="a long label in the way"]; '
-           'c -> d [style=invis]; a -> d [constraint=false] }')
-    svg = viz.render.pipe(dot, "svg").decode()
-    root = ET.fromstring(svg[svg.find("<svg"):])
-    assert _text_boxes(root) and _edge_points(root)
-
-
 def test_attention_strips_mark_the_deciding_word_with_two_colormaps(tmp_path):
     rng = np.random.default_rng(1)
     q, k, v = (ta.Tensor(rng.standard_normal((1, 2, 12, 4)), requires_grad=True)
@@ -180,7 +115,33 @@ def test_attention_strips_mark_the_deciding_word_with_two_colormaps(tmp_path):
         # at least 10 px at the 110 dpi the PNG is written with
         assert all(label.get_fontsize() * 110 / 72 >= 10 for label in labels)
     assert (tmp_path / "strip.png").read_bytes()[:8] == PNG_MAGIC
+    # the frame's colour is in neither colormap, so it cannot be read as a value
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
+
+    frames = [p for ax in axes for p in ax.patches]
+    assert len(frames) == len(axes)
+    mark = np.array(to_rgb(style.MARK))
+    assert all(np.allclose(p.get_edgecolor()[:3], mark) for p in frames)
+    for name in ("Blues", "RdBu_r"):
+        ramp = colormaps[name](np.linspace(0, 1, 256))[:, :3]
+        assert np.min(np.linalg.norm(ramp - mark, axis=1)) > 0.25, name
+    # each colorbar is as tall as its strip
+    for ax in axes:
+        bar = next(other for other in fig.axes if other is not ax and
+                   abs(other.get_position().y0 - ax.get_position().y0) < 0.02
+                   and other.get_position().x0 > ax.get_position().x1)
+        assert bar.get_position().height == pytest.approx(ax.get_position().height,
+                                                          rel=0.15)
 
 
 def test_digraph_is_a_graphviz_digraph():
     assert isinstance(viz.draw_graph(_toy_loss()), graphviz.Digraph)
+
+
+def test_the_caption_names_a_seed_only_when_one_was_given():
+    loss = _toy_loss()
+    assert "from a seed" not in viz.draw_graph(loss, collapse_depth=2).source
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    seeded = viz.draw_graph(x * 3.0, seed=np.array([3.0, 4.0])).source
+    assert "from a seed of norm 5.00" in seeded

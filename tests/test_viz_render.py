@@ -12,7 +12,7 @@ import tinygrad_attn as ta
 from tinygrad_attn import nn, ops, viz
 from tinygrad_attn.__main__ import main
 from tinygrad_attn.demo.residuals import residual_story
-from tinygrad_attn.viz import render
+from tinygrad_attn.viz import render, style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -176,3 +176,50 @@ def test_collapsed_six_layer_graph_renders_within_budget(tmp_path):
     paths = viz.draw_graph(out, collapse_depth=2).write(tmp_path / "g6")
     assert time.perf_counter() - start < 5.0
     assert paths["png"].stat().st_size > 0
+
+
+def test_stepper_shows_a_module_header_gradient_only_once_the_module_is_done(tmp_path):
+    ta.manual_seed(0)
+    rng = np.random.default_rng(0)
+    first, second = nn.Linear(4, 4), nn.Linear(4, 2)
+    model = nn.Sequential(first, nn.Tanh(), second)
+    x = ta.Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    loss = ops.cross_entropy(model(x), np.array([0, 1, 0]))
+    graph = viz.draw_graph(loss)
+    assert len(graph.cluster_members) == 3  # modules "0", "1" (tanh) and "2"
+    viz.backward_stepper(loss, tmp_path, graph=graph)
+    frames = sorted(tmp_path.glob("frame_*.svg"))
+    hidden = {dom: [f"#{dom} text[fill=" in frame.read_text() for frame in frames]
+              for dom in graph.cluster_members}
+    for flags in hidden.values():
+        # hidden from the first frame until some frame, shown from then on
+        assert flags[0] and not flags[-1]
+        assert not any(flags[flags.index(False):])
+    # the module nearer the loss is done first
+    shown = {graph.cluster_members[dom][0]: flags.index(False) for dom, flags in hidden.items()}
+    assert list(dict(sorted(shown.items(), key=lambda kv: kv[1]))) == sorted(
+        shown, key=lambda n: -int(n[1:]))
+    # the headers of modules with parameters state the gradient in the colour hidden
+    svg = ET.fromstring(frames[0].read_text()[frames[0].read_text().find("<svg"):])
+    stated = [g.get("id") for g in svg.iter("{http://www.w3.org/2000/svg}g")
+              if g.get("id") in hidden and any(
+                  t.get("fill") == style.GRAD_TEXT and "\u2016g\u2016" in (t.text or "")
+                  for t in g.iter("{http://www.w3.org/2000/svg}text"))]
+    assert len(stated) == 2
+
+
+def test_stepper_shows_a_residual_split_once_the_branch_has_come_back(tmp_path):
+    x = ta.Tensor(np.array([0.3, -0.7]), requires_grad=True)
+    fork = x * 2.0
+    out = ops.residual(fork, fork.tanh()).sum()  # the branch: tanh, back to the fork
+    graph = viz.draw_graph(out)
+    add = out._ctx.inputs[0]
+    add_id = graph.node_ids[id(add)]
+    viz.backward_stepper(out, tmp_path, graph=graph)
+    steps = [s.node._ctx.name for s in graph.replay.steps]
+    assert steps == ["sum", "residual_add", "tanh", "mul"]
+    hidden = [f"#{add_id} text[fill=" in f.read_text()
+              for f in sorted(tmp_path.glob("frame_*.svg"))]
+    # the add runs at frame 2, the branch (tanh) at 3; the words hold from frame 4, when
+    # the fork (mul) has everything
+    assert hidden == [True, True, True, True, False]

@@ -36,6 +36,7 @@ from tinygrad_attn.demo.training import (
     context_similarity,
     train,
 )
+from tinygrad_attn.viz import style
 from tinygrad_attn.viz.style import save_figure
 
 __all__ = ["Config", "DemoResult", "print_report", "run", "train_and_measure", "write_outputs"]
@@ -180,10 +181,13 @@ def draw_input_gradients(norms: dict[str, np.ndarray], key_distance: int,
         ax.plot(distance, values, marker=marker, markersize=3, label=name)
         at_key = values[len(values) - 1 - key_distance]
         ratios.append(f"{name} {at_key / np.median(values):.3g}x")
-    ax.axvline(key_distance, color="#b00020", linestyle="--", linewidth=1.2)
-    ax.text(key_distance + 0.6, 0.97, "the deciding word", color="#b00020", fontsize=10,
-            transform=ax.get_xaxis_transform(), va="top")
+    ax.axvline(key_distance, color=style.MARK, linestyle="--", linewidth=1.2)
+    # right of the line (the x axis runs backwards), at the foot, clear of both curves
+    ax.text(key_distance - 0.8, 0.03, "the deciding word", color=style.MARK, fontsize=10,
+            transform=ax.get_xaxis_transform(), va="bottom", ha="left",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
     ax.set_yscale("log")
+    style.plain_log_ticks(ax)
     ax.invert_xaxis()
     ax.set_xlabel("tokens before the answer  (the answer is at 0)", fontsize=10)
     ax.set_ylabel("mean \u2016dL / d(word vector)\u2016", fontsize=10)

@@ -46,24 +46,38 @@ def build_encoder(kind: str, layers: int, d_model: int = 32, nhead: int = 4,
     return nn.TransformerEncoder(layer, layers)
 
 
+def _collapsed_at(similarity: list[float]) -> int | None:
+    """The first layer after which every position holds nearly the same vector."""
+    return next((i for i, s in enumerate(similarity) if s > 0.99), None)
+
+
 def _similarity_caption(similarity: dict[str, list[float]]) -> str:
-    none = similarity["no residual"]
-    collapsed = next((i for i, s in enumerate(none) if s > 0.99), None)
-    with_res = max(max(similarity["post-norm"]), max(similarity["pre-norm"]))
+    none, post, pre = similarity["no residual"], similarity["post-norm"], similarity["pre-norm"]
+    last = len(none) - 1
+    kept = (f"with residuals they grow alike only slowly (cosine {post[-1]:.2f} post-norm, "
+            f"{pre[-1]:.2f} pre-norm after layer {last})")
+    collapsed = _collapsed_at(none)
     if collapsed is None:
-        return (f"without residuals the positions grow alike (cosine {none[-1]:.2f} at the "
-                f"last layer); with them at most {with_res:.2f}")
-    return (f"no residual: all positions become the same vector by layer {collapsed} "
-            f"(cosine {none[collapsed]:.2f}); with residuals they stay apart "
-            f"(at most {with_res:.2f})")
+        return (f"without residuals the positions grow alike faster (cosine {none[-1]:.2f} "
+                f"after layer {last}); {kept}")
+    return (f"no residual: every position holds the same vector from layer {collapsed} on "
+            f"(cosine {none[collapsed]:.2f}), so the sequence's information is gone; {kept}")
 
 
-def _flow_caption(norms: dict[str, list[float]]) -> str:
-    pre, post = norms["pre-norm"], norms["post-norm"]
-    return (f"pre-norm: layer 0 gets {pre[0] / pre[-1]:.2g}x what the last layer gets; "
-            f"post-norm {post[0] / post[-1]:.2g}x. Without residuals the gradient is "
-            f"large too, but it is the gradient of positions that are all alike (see the "
-            f"token-similarity chart)")
+def _flow_caption(norms: dict[str, list[float]], similarity: dict[str, list[float]]) -> str:
+    pre, post, none = norms["pre-norm"], norms["post-norm"], norms["no residual"]
+    text = (f"pre-norm: layer 0 gets {pre[0] / pre[-1]:.2g}x what the last layer gets "
+            f"(the skips add every layer's gradient on the way down); post-norm "
+            f"{post[0] / post[-1]:.2g}x. ")
+    amount = "as much" if none[0] >= 0.8 * post[0] else "less"
+    text += (f"Without residuals {amount} reaches layer 0 ({none[0]:.3g}, post-norm "
+             f"{post[0]:.3g})")
+    collapsed = _collapsed_at(similarity["no residual"])
+    if collapsed is None:
+        return text + "."
+    joint = ", but" if amount == "as much" else ", and"
+    return (text + f"{joint} from layer {collapsed} on every position holds the same vector "
+            f"(see the token-similarity chart).")
 
 
 def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,
@@ -104,10 +118,15 @@ def residual_story(out_dir: str | os.PathLike[str], layers: int = 6,
         if kind in graphs:
             title = (f"{kind} encoder, {layers} layers: cross-entropy on every position, "
                      f"loss {float(loss.data):.3g}")
+            collapsed = _collapsed_at(similarity[kind])
+            if collapsed is not None:  # gradients flow, but into vectors that are all alike
+                title += (f"\nfrom layer {collapsed} on every position holds the same vector "
+                          f"(mean cosine {similarity[kind][collapsed]:.2f}): the head sees "
+                          f"one vector for the whole sequence")
             graph = draw_graph(loss, collapse_depth=collapse_depth, title=title)
             name = "graph_" + kind.replace(" ", "_").replace("-", "_")
             files += list(graph.write(out / name).values())
-    draw_gradient_flow(norms, out / "gradient_flow", caption=_flow_caption(norms),
+    draw_gradient_flow(norms, out / "gradient_flow", caption=_flow_caption(norms, similarity),
                        title=f"Gradient norm reaching each layer's input ({layers} layers)")
     draw_token_similarity(similarity, out / "token_similarity",
                           caption=_similarity_caption(similarity),

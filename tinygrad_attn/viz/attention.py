@@ -18,6 +18,7 @@ import numpy as np
 
 from tinygrad_attn.ops.attention import ScaledDotProductAttention
 from tinygrad_attn.tensor import Tensor
+from tinygrad_attn.viz import style
 from tinygrad_attn.viz.replay import Replay, replay, walk
 from tinygrad_attn.viz.style import save_figure
 
@@ -143,8 +144,11 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
     marked = [] if mark is None else [int(m) % source for m in np.atleast_1d(mark)]
     cell = max(0.2 if strips else 0.35, min(0.6, 4.0 / max(length, source)))
     label_size = 9  # 9 pt is 13.75 px at the 110 dpi of the PNG: readable at 100%
+    # A strip's cells are drawn taller than wide (0.45 in), so that its colorbar, as tall
+    # as the strip, has room for its numbers.
     fig = Figure(figsize=(cols * (source * cell + 1.8),
-                          rows * (length * cell + (1.9 if strips else 1.3)) + 0.9),
+                          rows * (length * (0.45 if strips else cell)
+                                  + (1.5 if strips else 1.3)) + 0.9),
                  layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     limit = float(np.max(np.abs(g[batch]))) if g is not None else 0.0
@@ -158,7 +162,8 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
                 ax = axes[h * panels + p, 0]
             else:
                 ax = axes[h, p] if g is not None else axes[h // cols, h % cols]
-            image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
+            image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax,
+                              aspect="auto" if strips else "equal")
             ax.set_title(f"head {h} \u00b7 {label}", fontsize=10, loc="left")
             ax.set_xticks(range(source), cols_labels, rotation=90 if strips else 60,
                           ha="center" if strips else "right", fontsize=label_size)
@@ -170,7 +175,7 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
             bar.ax.tick_params(labelsize=label_size)
             for m in marked:
                 ax.get_xticklabels()[m].set_fontweight("bold")
-                ax.get_xticklabels()[m].set_color("#b00020")
+                ax.get_xticklabels()[m].set_color(style.MARK)
                 ax.add_patch(_frame(m, length))
             if annotate:
                 _annotate(ax, data, vmin, vmax, "{:.2f}" if label == "weights" else "{:.1e}")
@@ -182,7 +187,7 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
         reading += ("; dL/d weights: red, the loss rises with this weight, blue, it falls "
                     "(raising a blue weight helps)")
     if marked:
-        reading += "; framed in red: " + ", ".join(cols_labels[m] for m in marked)
+        reading += "; framed in purple: " + ", ".join(cols_labels[m] for m in marked)
     fig.suptitle(f"{title or 'attention'}{batch_note}\n{reading}", fontsize=10, x=0.01,
                  ha="left")
     if path is not None:
@@ -193,8 +198,8 @@ def draw_attention(weights: AttentionRecord | np.ndarray | Tensor,
 def _frame(column: int, rows: int) -> Any:
     from matplotlib.patches import Rectangle
 
-    return Rectangle((column - 0.5, -0.5), 1, rows, fill=False, edgecolor="#b00020",
-                     linewidth=2.0)
+    return Rectangle((column - 0.5, -0.5), 1, rows, fill=False, edgecolor=style.MARK,
+                     linewidth=2.5)
 
 
 def _annotate(ax: Any, data: np.ndarray, vmin: float, vmax: float, fmt: str) -> None:

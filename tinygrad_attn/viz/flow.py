@@ -19,7 +19,7 @@ import numpy as np
 
 from tinygrad_attn.tensor import Tensor
 from tinygrad_attn.viz.replay import Replay, replay, walk
-from tinygrad_attn.viz.style import save_figure
+from tinygrad_attn.viz.style import plain_log_ticks, save_figure
 
 
 def layer_input_grad_norms(root: Tensor, prefix: str = "layers",
@@ -130,6 +130,7 @@ def _layer_chart(series: Mapping[str, list[float]], path: str | os.PathLike[str]
                                  for p in position])
     if from_loss:
         ax.set_yscale("log")
+        plain_log_ticks(ax)
     else:
         ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel(xlabel, fontsize=10)

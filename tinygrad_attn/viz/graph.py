@@ -39,12 +39,14 @@ class GradGraph(graphviz.Digraph):
     ``render``, ``view`` and Jupyter's inline display work as for any Digraph, through
     the same renderer (``graphviz-pure``, see :mod:`.render`). ``replay`` holds the
     gradients drawn; ``node_ids`` and ``edge_ids`` map tensors and edges of the recorded
-    graph to the DOT ids drawn for them (pictures built on top use them).
+    graph to the DOT ids drawn for them, and ``cluster_members`` each module cluster's
+    header id to the ids of the nodes inside it (pictures built on top use them).
     """
 
     replay: Replay
     node_ids: dict[int, str]
     edge_ids: dict[EdgeKey, str]
+    cluster_members: dict[str, list[str]]
 
     def write(self, stem: str | os.PathLike[str],
               formats: Iterable[str] = render.FORMATS) -> dict[str, Path]:
@@ -402,7 +404,7 @@ def draw_graph(root: Tensor, *, collapse_depth: int | None = None,
             input through the skip and through each branch, and its skip is drawn as a
             dashed edge around it.
         show_constants: also draw one-element tensors that need no gradient.
-        title: a caption (default: the root's op and shape).
+        title: a caption (default: the root's op and shape); a newline breaks it.
         seed: d(something) / d root, the gradient the backward pass starts from, shape of
             ``root``; default ones for a one-element root (the loss's own gradients).
             A larger root without a seed is drawn without gradients.
@@ -440,12 +442,12 @@ class _Edge:
 def _emit(b: _Builder, title: str | None, legend: bool) -> GradGraph:
     rep = b.replay
     g = GradGraph(name="backprop")
-    g.replay, g.node_ids, g.edge_ids = rep, {}, {}
+    g.replay, g.node_ids, g.edge_ids, g.cluster_members = rep, {}, {}, {}
     used: set[str] = set()
     name = b.root._ctx.name if b.root._ctx else "leaf"
     if b.has_grads:
         used.add("grads")
-        seed_text = ("" if b.root.size == 1 and np.all(rep.seed == 1) else
+        seed_text = ("" if b.root.numel() == 1 and np.all(rep.seed == 1) else
                      f", from a seed of norm {style.fmt_norm(grad_norm(rep.seed))}")
         caption = (f"How the gradient of {name} ({style.fmt_shape(b.root.shape)}) flows "
                    f"back: \u2016gradient\u2016 on every edge, as backward() computes "
@@ -454,7 +456,8 @@ def _emit(b: _Builder, title: str | None, legend: bool) -> GradGraph:
         caption = f"The graph that made {name} ({style.fmt_shape(b.root.shape)})"
     caption = title or caption
     g.attr("graph", rankdir="TB", fontname="Helvetica", fontsize="14", labelloc="t",
-           label=caption, nodesep="0.35", ranksep="0.45", newrank="true")
+           label=caption.replace("\n", "\\n"), nodesep="0.35", ranksep="0.45",
+           newrank="true")
     g.attr("node", fontname="Helvetica", fontsize="11", color=style.BORDER,
            style="filled", margin="0.12,0.05")
     g.attr("edge", fontname="Helvetica", fontsize="9", fontcolor=style.GRAD_TEXT,
@@ -535,7 +538,12 @@ def _emit(b: _Builder, title: str | None, legend: bool) -> GradGraph:
     # ---- clusters, innermost first ----
     for edge in drawn:
         edge.attrs = _edge_attrs(edge, b, scale, used)
-    _emit_clusters(g, placed, modules, b, drawn)
+    first_op: dict[str, int] = {}  # drawn node -> where its first op comes in the pass
+    for node in b.order:
+        node_id = g.node_ids.get(id(node))
+        if node_id is not None and node_id not in first_op:
+            first_op[node_id] = b.position[id(node)]
+    _emit_clusters(g, placed, modules, b, first_op, drawn)
     for edge in drawn:
         g.edge(edge.src, edge.dst, **edge.attrs)
     if legend:
@@ -660,11 +668,16 @@ def _edge_attrs(edge: _Edge, b: _Builder, scale: style.LogScale,
     return attrs
 
 
-def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[str, str]]]],
-                   modules: dict[str, _Module], b: _Builder, drawn: list[_Edge]) -> None:
+def _emit_clusters(g: GradGraph, placed: dict[str, list[tuple[str, dict[str, str]]]],
+                   modules: dict[str, _Module], b: _Builder, first_op: dict[str, int],
+                   drawn: list[_Edge]) -> None:
     """Nested clusters, one per module path. Each cluster's name and numbers sit in a
-    header node at its top (tied there by invisible edges), so edges route around the
-    text instead of through it, as they would through a cluster label."""
+    header node (a node, so edges route around its text, as they would not around a
+    cluster label). Invisible edges of weight 0 keep the header above everything in its
+    cluster without pulling anything up; one of weight 1, to the cluster's first op, pulls
+    the header down to it, so a cluster spans only the ranks its ops need; and what feeds
+    a cluster from outside sits above its header, so the layers of an encoder stack one
+    below the other instead of side by side."""
     paths = set(placed)
     for path in list(paths):
         while path:
@@ -674,34 +687,53 @@ def _emit_clusters(g: graphviz.Digraph, placed: dict[str, list[tuple[str, dict[s
     for path in sorted(paths):
         if path:
             children.setdefault(_parent(path), []).append(path)
-    predecessors: dict[str, set[str]] = {}
-    for edge in drawn:
-        if not edge.around:
-            predecessors.setdefault(edge.dst, set()).add(edge.src)
 
-    def fill(container: graphviz.Digraph, path: str, level: int) -> set[str]:
-        inside: set[str] = set()
+    feeds: dict[str, set[str]] = {}  # drawn node -> the nodes that feed it
+    for edge in drawn:
+        feeds.setdefault(edge.dst, set()).add(edge.src)
+    above: list[tuple[str, str]] = []  # (outside node, header) kept one above the other
+
+    def fill(container: graphviz.Digraph, path: str, level: int) -> tuple[
+            list[tuple[int, str]], set[str]]:
+        """Draw what module ``path`` holds. Returns (position of its first op, node id) of
+        the nodes and headers directly inside it (those without ops last), and every node
+        inside it."""
+        inside: list[tuple[int, str]] = []
+        everything: set[str] = set()
         for node_id, attrs in placed.get(path, []):
             container.node(node_id, **attrs)
-            inside.add(node_id)
+            inside.append((first_op.get(node_id, len(b.order)), node_id))
+            everything.add(node_id)
         for child in children.get(path, []):
             with container.subgraph(name=f"cluster_{child}") as sub:
                 module = modules.get(child, _Module(child))
                 header = f"h_{child}"
-                numbers = f"{style.fmt_count(module.params)} params"
+                numbers = _small(f"{style.fmt_count(module.params)} params")
                 if b.has_grads and module.params:
-                    numbers += (f" \u00b7 params \u2016g\u2016 "
-                                f"{style.fmt_norm(math.sqrt(module.param_sq))}")
+                    numbers += _grad_text(f" \u00b7 params \u2016g\u2016 "
+                                          f"{style.fmt_norm(math.sqrt(module.param_sq))}")
+                dom_id = f"c{len(g.cluster_members)}"  # the stepper styles it by id
                 shade = ("#f6f8fb", "#eef2f7", "#e7ecf3")[level % 3]
                 sub.attr(label="", style="rounded,filled", fillcolor=shade, color="#8a9bb0")
-                sub.node(header, label=_html(f"<b>{style.escape(child)}</b>",
-                                             _small(numbers)),
-                         shape="plaintext", style="", fontsize="11", margin="0.02")
-                members = fill(sub, child, level + 1)
-                for entry in sorted(n for n in members
-                                    if not predecessors.get(n, set()) & members):
-                    sub.edge(header, entry, style="invis", weight="5")
-                inside |= members | {header}
-        return inside
+                sub.node(header, label=_html(f"<b>{style.escape(child)}</b>", numbers),
+                         shape="plaintext", style="", fontsize="11", margin="0.02", id=dom_id)
+                members, nodes = fill(sub, child, level + 1)
+                members.sort()
+                for position, node_id in members:
+                    if position < len(b.order):  # a leaf may sit beside the header
+                        sub.edge(header, node_id, style="invis", weight="0")
+                first = members[0][0] if members else len(b.order)
+                if members:
+                    sub.edge(header, members[0][1], style="invis", weight="1")
+                # Only what comes earlier in the pass can sit above (no cycle is made).
+                sources = {src for dst in nodes for src in feeds.get(dst, ())} - nodes
+                above.extend((src, header) for src in sorted(sources)
+                             if first_op.get(src, -1) < first)
+                inside.append((first, header))
+                everything |= nodes | {header}
+                g.cluster_members[dom_id] = sorted(nodes)
+        return inside, everything
 
     fill(g, "", 0)
+    for src, header in above:
+        g.edge(src, header, style="invis", weight="0")

@@ -20,7 +20,7 @@ import numpy as np
 
 from tinygrad_attn.tensor import Tensor
 from tinygrad_attn.viz import render, style
-from tinygrad_attn.viz.graph import GradGraph, draw_graph
+from tinygrad_attn.viz.graph import RESIDUAL, GradGraph, draw_graph
 
 _PENDING = "#d9d9d9"
 # Text that states a gradient, by the colours the graph gives it; hidden until reached.
@@ -67,7 +67,9 @@ def _with_style(svg: str, css: str) -> str:
 def _reached_at(graph: GradGraph) -> dict[str, int]:
     """For each drawn node, the frame from which its gradient numbers are final: an op's
     when its backward runs, a leaf's when the last gradient reaches it, a collapsed
-    module's when its last op has run; the output's from the start (the seed)."""
+    module's when its last op has run, a residual add's when the skip's source is final,
+    a cluster's header when all inside it is final;
+    the output's from the start (the seed)."""
     rep = graph.replay
     frame: dict[str, int] = {}
     root_id = graph.node_ids.get(id(rep.root))
@@ -80,8 +82,22 @@ def _reached_at(graph: GradGraph) -> dict[str, int]:
             if norm is not None and inp._ctx is None and id(inp) in graph.node_ids:
                 leaf_id = graph.node_ids[id(inp)]
                 frame[leaf_id] = max(frame.get(leaf_id, 0), number)
+    # A residual add's words say what reached the skip's source through the branch too:
+    # final when that source's own backward runs (or, for a leaf, its last gradient came).
+    ran_at = {id(step.node): number for number, step in enumerate(rep.steps, 1)}
+    for step in rep.steps:
+        node_id = graph.node_ids.get(id(step.node))
+        if node_id is None or step.node._ctx.name != RESIDUAL:
+            continue
+        source = step.node._ctx.inputs[0]
+        final = ran_at.get(id(source)) if source._ctx is not None else frame.get(
+            graph.node_ids.get(id(source), ""))
+        frame[node_id] = max(frame[node_id], final or 0)
     if root_id is not None and root_id.startswith("n"):
         frame[root_id] = 0
+    # A module's header states its parameters' gradient: final once all inside is done.
+    for header, members in graph.cluster_members.items():
+        frame[header] = max((frame[n] for n in members if n in frame), default=0)
     return frame
 
 

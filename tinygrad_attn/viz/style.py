@@ -26,6 +26,7 @@ ZERO = "#a8a8a8"     # an edge whose gradient is exactly zero
 NONFINITE = "#e00000"  # NaN or Inf
 NO_GRAD = "#9a9a9a"  # an input that needs no gradient
 HIGHLIGHT = "#d1495b"
+MARK = "#7b2cbf"       # the word that decides: purple, in neither attention colormap
 # Light to dark blue: small to large gradient norms on a log scale.
 _RAMP = ((0x9e, 0xc9, 0xe2), (0x31, 0x82, 0xbd), (0x08, 0x30, 0x6b))
 
@@ -92,6 +93,20 @@ def fmt_count(n: int) -> str:
 def escape(text: str) -> str:
     """Text for an HTML-like Graphviz label."""
     return html.escape(text, quote=True)
+
+
+def plain_log_ticks(ax: Any) -> None:
+    """Label a log-scale y axis with plain decimals (0.04, 0.2) where they are short, and
+    powers of ten elsewhere; the ticks labelled stay matplotlib's choice."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Plain(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            label = super().__call__(x, pos)
+            return f"{x:g}" if label and 1e-3 <= x < 1e4 else label
+
+    ax.yaxis.set_major_formatter(Plain())
+    ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int) -> None:
