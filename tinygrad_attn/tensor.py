@@ -21,6 +21,7 @@ ArrayLike = Any  # numpy arrays, Python numbers and nested lists, Tensors
 Dims = int | Sequence[int] | None
 
 _new_tensor = object.__new__
+_float = float  # the hot path's check, spelled without the Tensor.float method's name
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
 
@@ -258,7 +259,7 @@ class Tensor(Node):
             return value
         if isinstance(value, _SCALARS):
             dtype = self.data.dtype
-            if type(value) is not builtins.float or dtype.kind != "f":
+            if type(value) is not _float or dtype.kind != "f":
                 dtype = dtypes.scalar_dtype(value, dtype)
             return _scalar_tensor(value, dtype)
         if isinstance(value, np.ndarray):
@@ -271,7 +272,7 @@ class Tensor(Node):
         dtype = self.data.dtype
         # The hot cases first: a float tensor with a Python float, or two tensors of one
         # dtype (numpy shares one dtype object among arrays of a builtin dtype).
-        if type(value) is builtins.float and dtype.kind == "f":
+        if type(value) is _float and dtype.kind == "f":
             return self, _scalar_tensor(value, dtype)
         if type(value) is Tensor and value.data.dtype is dtype:
             return self, value
@@ -296,6 +297,8 @@ class Tensor(Node):
 
     # ---- arithmetic ----
     def __add__(self, other: ArrayLike) -> Tensor:
+        if type(other) is _float and self.data.dtype.kind == "f":  # the hot case, inline
+            return _ew.Add.apply(self, _scalar_tensor(other, self.data.dtype))
         return _ew.Add.apply(*self._promoted(other, "add"))
 
     def __radd__(self, other: ArrayLike) -> Tensor:
@@ -303,6 +306,8 @@ class Tensor(Node):
         return _ew.Add.apply(b, a)
 
     def __sub__(self, other: ArrayLike) -> Tensor:
+        if type(other) is _float and self.data.dtype.kind == "f":  # the hot case, inline
+            return _ew.Sub.apply(self, _scalar_tensor(other, self.data.dtype))
         return _ew.Sub.apply(*self._promoted(other, "sub"))
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
@@ -310,6 +315,8 @@ class Tensor(Node):
         return _ew.Sub.apply(b, a)
 
     def __mul__(self, other: ArrayLike) -> Tensor:
+        if type(other) is _float and self.data.dtype.kind == "f":  # the hot case, inline
+            return _ew.Mul.apply(self, _scalar_tensor(other, self.data.dtype))
         return _ew.Mul.apply(*self._promoted(other, "mul"))
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
@@ -899,19 +906,22 @@ def _scalar_tensor(value: Any, dtype: np.dtype) -> Tensor:
     are used over and over, and building each again costs more than a small op. It is
     shared, so its array is read-only: an in-place change of it raises instead of
     changing every later use."""
-    # -0.0 and 0.0 compare (and hash) equal: zeros carry their sign in the key.
-    key = (value, dtype) if value else (value, dtype, math.copysign(1.0, value))
-    const = _constants.get(key)
+    table = _constants.get(dtype)
+    if table is None:
+        table = _constants[dtype] = {}
+    # -0.0 and 0.0 compare (and hash) equal: a zero carries its sign in its key.
+    key = value if value else (value, math.copysign(1.0, value))
+    const = table.get(key)
     if const is None:
-        if len(_constants) > 4096:
-            _constants.clear()
+        if len(table) > 4096:
+            table.clear()
         array = np.asarray(value, dtype)
         array.flags.writeable = False
-        const = _constants[key] = Tensor._wrap(array)
+        const = table[key] = Tensor._wrap(array)
     return const
 
 
-_constants: dict[tuple[Any, ...], Tensor] = {}
+_constants: dict[np.dtype, dict[Any, Tensor]] = {}
 
 dtypes_by_name = {"float32", "float64", "float16", "int64", "int32", "int16", "int8",
                   "uint8", "bool", "float", "double", "long", "int", "half"}
