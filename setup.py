@@ -24,6 +24,9 @@ setup(
         # Checkpoints (ta.save/ta.load): the safe tensor format PyTorch and Hugging Face
         # read, through its NumPy API; the format never holds code, unlike pickle.
         "safetensors>=0.4",
+        # set_num_threads: sets the thread count of NumPy's BLAS (OpenBLAS, MKL, ...) and
+        # keeps it at one thread inside the library's own parallel parts.
+        "threadpoolctl>=3.1",
         # Attention heatmaps and the gradient-flow chart (tinygrad_attn.viz).
         "matplotlib>=3.7",
         # The demo command picks its BLAS thread count (never the library).

@@ -112,6 +112,7 @@ from tinygrad_attn.functions import (
     where,
 )
 from tinygrad_attn.gradcheck import GradcheckError, gradcheck
+from tinygrad_attn.parallel import get_num_threads, set_num_threads
 from tinygrad_attn.random import manual_seed
 from tinygrad_attn.tensor import Tensor
 
@@ -131,4 +132,5 @@ __all__ = [
     "sigmoid", "sin", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "t",
     "tanh", "Tensor", "tensor", "transpose", "tril", "triu", "uint8", "unsqueeze", "var",
     "where", "zeros", "zeros_like",
+    "get_num_threads", "set_num_threads",
 ]

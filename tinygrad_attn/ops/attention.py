@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinygrad_attn import random
+from tinygrad_attn import parallel, random
 from tinygrad_attn.engine import Node, Op
 from tinygrad_attn.ops.norm import dot_along
 
@@ -18,21 +18,35 @@ if TYPE_CHECKING:
 Grads = tuple[np.ndarray | None, ...]
 
 
-def _matmul_like(a: np.ndarray, b: np.ndarray, like: np.ndarray,
-                 out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b``, written into ``out`` if given, else in the memory layout of ``like``
-    when the shapes agree.
+def _product_array(lead: tuple[int, ...], rows: int, cols: int, dtype: np.dtype,
+                   like: np.ndarray) -> np.ndarray:
+    """An empty array for a product of shape ``lead + (rows, cols)``, in the memory layout
+    of ``like`` when the shapes agree.
 
     Attention's q, k, v are usually heads split off a (batch, seq, embed) array by a
     transpose; results laid out the same way make the transpose and reshape that merge
     the heads (or pass gradients back to the projection) free views, not copies.
     """
-    if out is not None:
-        return np.matmul(a, b, out=out)
-    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    if shape != like.shape:
-        return np.matmul(a, b)
-    return np.matmul(a, b, out=np.empty_like(like, dtype=np.result_type(a, b)))
+    shape = lead + (rows, cols)
+    return np.empty_like(like, dtype=dtype) if shape == like.shape else np.empty(shape, dtype)
+
+
+def _lead(t: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    """``t`` as a view with the leading dims ``lead`` (broadcast, never copied)."""
+    return t if t.shape[:-2] == lead else np.broadcast_to(t, lead + t.shape[-2:])
+
+
+def _parts(lead: tuple[int, ...], length: int, source: int) -> list:
+    """Index expressions that split the (batch, head, ...) dims into parts for the pool:
+    slices of the batch axis, or of the head axis when batches are few; the whole array
+    (one part) when it is small."""
+    axis = 1 if len(lead) > 1 and lead[0] < 8 else 0
+    if not lead:
+        return [...]
+    parts = parallel.chunks(lead[axis], math.prod(lead) // lead[axis] * length * source)
+    if parts is None:
+        return [...]
+    return parts if axis == 0 else [(slice(None), part) for part in parts]
 
 
 class ScaledDotProductAttention(Op):
@@ -59,34 +73,55 @@ class ScaledDotProductAttention(Op):
             raise ValueError(f"{self.name}: q {q.shape}, k {k.shape} and v {v.shape} must "
                              f"be (..., L, E), (..., S, E), (..., S, Ev)")
         self.scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-        # Scale q, not the scores: (L, E) is a smaller array than (L, S) when S > E.
-        scores = np.matmul(q * np.asarray(self.scale, dtype=q.dtype), np.swapaxes(k, -1, -2))
+        length, source = q.shape[-2], k.shape[-2]
         if is_causal:
-            length, source = scores.shape[-2:]
             bool_mask = np.triu(np.ones((length, source), dtype=bool), k=1)
-        if bool_mask is not None:
-            scores = np.where(bool_mask, -np.inf, scores)  # True: may not attend
-        if float_mask:
-            scores = scores + float_mask[0]
-        # Safe softmax: a row with every key masked gets zero weights, not NaN.
-        row_max = np.max(scores, axis=-1, keepdims=True)
-        row_max[~np.isfinite(row_max)] = 0
-        weights = np.subtract(scores, row_max, out=scores)
-        np.exp(weights, out=weights)
-        total = weights.sum(axis=-1, keepdims=True)
-        total[total == 0] = 1
-        weights /= total
-        self.weights = weights  # the softmax weights, (..., L, S), before dropout
-        self.dropped = weights
-        if dropout_p > 0:
-            keep = random.generator().random(weights.shape, dtype=np.float32) >= dropout_p
+        masks = float_mask if bool_mask is None else (bool_mask, *float_mask)
+        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
+                                   *(m.shape[:-2] for m in masks))
+        # Every (batch, head) pair is independent: parts of those dims go to the pool.
+        # Broadcast views (no copies) give every array the same leading dims to index.
+        score_shape = lead + (length, source)
+        q_all, k_all, v_all = (_lead(t, lead) for t in (q, k, v))
+        bool_all = None if bool_mask is None else np.broadcast_to(bool_mask, score_shape)
+        add_all = np.broadcast_to(float_mask[0], score_shape) if float_mask else None
+        weights = np.empty(score_shape, np.result_type(q, k, *float_mask))
+        keep = None
+        if dropout_p > 0:  # drawn whole, so the random stream is the thread count's alike
+            keep = random.generator().random(score_shape, dtype=np.float32) >= dropout_p
             self.keep_scaled = keep * np.asarray(1.0 / (1.0 - dropout_p) if dropout_p < 1
                                                  else 0.0, dtype=weights.dtype)
-            self.dropped = weights * self.keep_scaled
+            self.dropped = np.empty_like(weights)
         else:
             self.keep_scaled = None
-        self.q, self.k, self.v = q, k, v
-        return _matmul_like(self.dropped, v, q)
+            self.dropped = weights
+        out = _product_array(lead, length, v.shape[-1], np.result_type(weights, v), q)
+        scale_q = np.asarray(self.scale, dtype=q.dtype)
+
+        def attend(part: slice | tuple) -> None:
+            # Scale q, not the scores: (L, E) is a smaller array than (L, S) when S > E.
+            scores = np.matmul(q_all[part] * scale_q, np.swapaxes(k_all[part], -1, -2))
+            if bool_all is not None:
+                scores[bool_all[part]] = -np.inf  # True: may not attend
+            if add_all is not None:
+                scores = scores + add_all[part]
+            # Safe softmax: a row with every key masked gets zero weights, not NaN.
+            row_max = np.max(scores, axis=-1, keepdims=True)
+            row_max[~np.isfinite(row_max)] = 0
+            w = weights[part]
+            np.subtract(scores, row_max, out=w)
+            np.exp(w, out=w)
+            total = w.sum(axis=-1, keepdims=True)
+            total[total == 0] = 1
+            w /= total
+            if keep is not None:
+                np.multiply(w, self.keep_scaled[part], out=self.dropped[part])
+            np.matmul(self.dropped[part], v_all[part], out=out[part])
+
+        parallel.run(attend, _parts(lead, length, source), blas=True)
+        self.weights = weights  # the softmax weights, (..., L, S), before dropout
+        self.q, self.k, self.v, self.lead = q, k, v, lead
+        return out
 
     def weights_grad(self, g: np.ndarray) -> np.ndarray:
         """d loss / d ``self.weights`` (the softmax weights, before dropout), shape
@@ -103,25 +138,49 @@ class ScaledDotProductAttention(Op):
                          ) -> tuple[np.ndarray | None, ...]:
         """Gradients of q, k, v and of the scores (what a float mask receives); with
         ``into`` (3, ...), those of q, k and v are written into its three slices."""
-        weights, scale = self.weights, self.scale
-        out_q, out_k, out_v = (None, None, None) if into is None else into
-        grad_v = (_matmul_like(np.swapaxes(self.dropped, -1, -2), g, self.v, out_v)
-                  if need_v else None)
-        grad_q = grad_k = grad_scores = None
-        if need_q or need_k or need_scores:
-            grad_weights = np.matmul(g, np.swapaxes(self.v, -1, -2))
-            if self.keep_scaled is not None:
-                grad_weights *= self.keep_scaled
+        weights, dropped, keep_scaled, lead = self.weights, self.dropped, self.keep_scaled, \
+            self.lead
+        q, k, v = self.q, self.k, self.v
+        q_all, k_all, v_all = (_lead(t, lead) for t in (q, k, v))
+        length, source = weights.shape[-2:]
+        score_dtype = np.result_type(g, v)
+        grads = []
+        for need, like, rows, cols, dtype, packed in (
+                (need_q, q, length, q.shape[-1], np.result_type(score_dtype, k), 0),
+                (need_k, k, source, k.shape[-1], np.result_type(score_dtype, q), 1),
+                (need_v, v, source, g.shape[-1], np.result_type(dropped, g), 2)):
+            if not need:
+                grads.append(None)
+            elif into is not None:
+                grads.append(into[packed])
+            else:
+                grads.append(_product_array(lead, rows, cols, dtype, like))
+        grad_q, grad_k, grad_v = grads
+        grad_scores = np.empty(weights.shape, score_dtype) if need_scores else None
+        scale_q, scale_k = (None if t is None else np.asarray(self.scale, dtype=t.dtype)
+                            for t in (grad_q, grad_k))
+
+        def attend_backward(part: slice | tuple) -> None:
+            if need_v:
+                np.matmul(np.swapaxes(dropped[part], -1, -2), g[part], out=grad_v[part])
+            if not (need_q or need_k or need_scores):
+                return
+            w = weights[part]
+            grad_w = np.matmul(g[part], np.swapaxes(v_all[part], -1, -2),
+                               out=None if grad_scores is None else grad_scores[part])
+            if keep_scaled is not None:
+                grad_w *= keep_scaled[part]
             # d softmax: w * (gw - sum(gw * w)); masked entries have w = 0 and get 0.
-            grad_weights -= dot_along(grad_weights, weights, -1)
-            grad_scores = grad_weights
-            grad_scores *= weights
+            grad_w -= dot_along(grad_w, w, -1)
+            grad_w *= w
             if need_q:
-                grad_q = _matmul_like(grad_scores, self.k, self.q, out_q)
-                grad_q *= np.asarray(scale, dtype=grad_q.dtype)
+                np.matmul(grad_w, k_all[part], out=grad_q[part])
+                grad_q[part] *= scale_q
             if need_k:
-                grad_k = _matmul_like(np.swapaxes(grad_scores, -1, -2), self.q, self.k, out_k)
-                grad_k *= np.asarray(scale, dtype=grad_k.dtype)
+                np.matmul(np.swapaxes(grad_w, -1, -2), q_all[part], out=grad_k[part])
+                grad_k[part] *= scale_k
+
+        parallel.run(attend_backward, _parts(lead, length, source), blas=True)
         return grad_q, grad_k, grad_v, grad_scores
 
 

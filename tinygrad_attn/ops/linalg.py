@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tinygrad_attn import parallel
 from tinygrad_attn.engine import Op
 
 if TYPE_CHECKING:
@@ -99,16 +100,15 @@ class Linear(Op):
         # operands, but loops over the batch (several times slower) on 3-D ones.
         self.rows = _rows(x)
         self.x_shape, self.weight = x.shape, weight
-        out = self.rows @ weight.T
-        if bias:
-            out += bias[0]
+        out = parallel.matmul(self.rows, weight.T, bias[0] if bias else None)
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     def backward(self, g: np.ndarray) -> Grads:
         need_x, need_w = self.needs_input_grad[:2]
         g_rows = _rows(g)
-        grad_x = (g_rows @ self.weight).reshape(self.x_shape) if need_x else None
-        grad_w = g_rows.T @ self.rows if need_w else None
+        grad_x = parallel.matmul(g_rows, self.weight).reshape(self.x_shape) if need_x \
+            else None
+        grad_w = parallel.matmul(g_rows.T, self.rows) if need_w else None
         if len(self.needs_input_grad) == 2:
             return grad_x, grad_w
         return grad_x, grad_w, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)

@@ -1,0 +1,233 @@
+"""Work on every core: one persistent thread pool that splits large arrays into row
+chunks, and the thread count a user sets (``set_num_threads``), shared with NumPy's BLAS.
+
+NumPy releases the GIL inside ufuncs, reductions and BLAS calls, so threads that each
+run NumPy on their own rows of an array run in parallel. Three rules keep this simple:
+
+- **Small arrays never see the pool.** An op asks :func:`chunks` for row slices; it gets
+  None below about a quarter of a million elements and then runs its single-threaded
+  code, unchanged: per-op overhead on small tensors stays what it was.
+- **Results do not depend on the thread count.** Chunk boundaries depend on the array's
+  shape only; the thread count decides only who runs each chunk. Every chunk computes its
+  rows exactly as the whole array would (nothing sums across chunks), so 1 and 16
+  threads give the same bits.
+- **One kind of thread.** Inside a chunk, BLAS runs on one thread: the pool, not
+  OpenBLAS, spreads a matrix product over the cores. OpenBLAS's own threads spin while
+  they wait for each other; when another program holds a core they stall, and a product
+  can take several times longer than on one thread. The pool's threads sleep while they
+  wait, so a busy machine slows them down gracefully.
+
+This module imports nothing of the package: the ops import it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import threadpoolctl
+
+# Chunks hold about this many elements (256 KiB of float32: they stay in a core's L2
+# cache through an op's several passes); arrays below MIN_PARALLEL elements are not
+# split. Both are fixed, so chunk boundaries never depend on the thread count.
+CHUNK_ELEMENTS = 1 << 16
+MIN_PARALLEL = 1 << 18
+MAX_CHUNKS = 64
+# A matrix product's parts keep at least this many rows (see matmul).
+GEMM_MIN_ROWS = 128
+# Products of fewer multiply-adds (about 0.1 ms on one core) are not split.
+GEMM_MIN_WORK = 1 << 23
+
+
+def _default_threads() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
+_num_threads = _default_threads()
+_workers: list[threading.Thread] = []
+_jobs: queue.SimpleQueue = queue.SimpleQueue()
+_pool_lock = threading.Lock()
+_local = threading.local()  # .busy: this thread is running a chunk now
+_blas: list | None = None  # threadpoolctl's controllers of the loaded BLAS libraries
+
+
+def get_num_threads() -> int:
+    """The number of threads used for parallel work on the CPU (PyTorch's
+    ``torch.get_num_threads``)."""
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for parallel work: this library's pool and NumPy's BLAS
+    (PyTorch's ``torch.set_num_threads``). Results are the same for every ``n``."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    with _pool_lock:
+        _num_threads = n
+        while len(_workers) > n - 1:  # a None job tells one worker to finish
+            _workers.pop()
+            _jobs.put(None)
+    for lib in _blas_libraries():
+        lib.set_num_threads(n)
+
+
+def _blas_libraries() -> list:
+    global _blas
+    if _blas is None:
+        _blas = [lib for lib in threadpoolctl.ThreadpoolController().lib_controllers
+                 if lib.user_api == "blas"]
+    return _blas
+
+
+def chunks(rows: int, row_size: int = 1, min_rows: int = 1,
+           min_total: int = MIN_PARALLEL) -> list[slice] | None:
+    """Slices that split ``rows`` rows of ``row_size`` elements each into chunks of at
+    least ``min_rows`` rows for the pool, or None when the array holds fewer than
+    ``min_total`` elements: too few to be worth splitting.
+
+    The slices depend on the sizes only, never on the number of threads.
+    """
+    total = rows * row_size
+    if total < min_total or rows < 2 * min_rows:
+        return None
+    count = min(MAX_CHUNKS, rows // min_rows, -(-total // CHUNK_ELEMENTS))
+    step, extra = divmod(rows, count)
+    bounds = [i * step + min(i, extra) for i in range(count + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
+
+
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (``+ bias``, a row vector) for 2-D ``a`` and ``b``, split over the pool
+    when the product is large.
+
+    Each part is a block of the output's rows (or of its columns, when those are more):
+    a smaller product whose every element sums over ``k`` in the same order as in the
+    whole product. Each part packs the other operand anew for BLAS, so parts keep at
+    least GEMM_MIN_ROWS rows (or columns).
+    """
+    m, n = a.shape[0], b.shape[1]
+    parts = chunks(max(m, n), a.shape[1] * min(m, n), GEMM_MIN_ROWS, GEMM_MIN_WORK)
+    if parts is None:
+        out = a @ b
+        if bias is not None:
+            out += bias
+        return out
+    out = np.empty((m, n), dtype=np.result_type(a, b))
+
+    def rows(part: slice) -> None:
+        np.matmul(a[part], b, out=out[part])
+        if bias is not None:
+            out[part] += bias
+
+    def columns(part: slice) -> None:
+        np.matmul(a, b[:, part], out=out[:, part])
+        if bias is not None:
+            out[:, part] += bias[part]
+
+    run(rows if m >= n else columns, parts, blas=True)
+    return out
+
+
+def run(work: Callable[[slice], object], parts: Sequence[slice], blas: bool = False
+        ) -> None:
+    """Call ``work(part)`` for every part, spread over the pool's threads; returns when
+    all are done, raising the first error any of them raised.
+
+    The calling thread takes parts too, and every thread takes the next part not yet
+    taken, so a thread the OS has paused holds up at most the one part it is running.
+    Pass ``blas=True`` when ``work`` calls BLAS (matrix products): it then runs on one
+    thread inside each part.
+    """
+    threads = min(_num_threads, len(parts))
+    if threads == 1 or getattr(_local, "busy", False):
+        for part in parts:  # single-threaded, or a part of a part: here, in order
+            work(part)
+        return
+    libs = _blas_libraries() if blas else []
+    before = [lib.get_num_threads() for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        _run_parallel(work, parts, threads)
+    finally:
+        for lib, count in zip(libs, before):
+            lib.set_num_threads(count)
+
+
+def _run_parallel(work: Callable[[slice], object], parts: Sequence[slice], threads: int
+                  ) -> None:
+    _start_workers(threads - 1)
+    taken = itertools.count()  # next() on it is atomic: each part goes to one thread
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    job = (work, parts, taken, done)
+    for _ in range(threads - 1):
+        _jobs.put(job)
+    mine, error = _take_parts(work, parts, taken)
+    for _ in range(len(parts) - mine):  # each part another thread ran reports here
+        failure = done.get()
+        if error is None:
+            error = failure
+    if error is not None:
+        raise error
+
+
+def _take_parts(work: Callable[[slice], object], parts: Sequence[slice],
+                taken: itertools.count, done: queue.SimpleQueue | None = None
+                ) -> tuple[int, BaseException | None]:
+    """Run parts until none is left; report each to ``done`` (a worker) or count them
+    and keep the first error (the calling thread)."""
+    count, error = 0, None
+    _local.busy = True
+    try:
+        while (index := next(taken)) < len(parts):
+            count += 1
+            try:
+                work(parts[index])
+            except BaseException as err:  # the caller raises it once all parts are done
+                if done is not None:
+                    done.put(err)
+                elif error is None:
+                    error = err
+            else:
+                if done is not None:
+                    done.put(None)
+    finally:
+        _local.busy = False
+    return count, error
+
+
+def _start_workers(count: int) -> None:
+    if len(_workers) >= count:
+        return
+    with _pool_lock:
+        while len(_workers) < count:
+            worker = threading.Thread(target=_work_loop, name="tinygrad_attn-worker",
+                                      daemon=True)
+            worker.start()
+            _workers.append(worker)
+
+
+def _work_loop() -> None:
+    while (job := _jobs.get()) is not None:  # None: the pool shrank, this thread ends
+        work, parts, taken, done = job
+        _take_parts(work, parts, taken, done)
+
+
+def _forget_workers() -> None:
+    """A forked child has no threads but the one that forked: start anew."""
+    global _jobs, _pool_lock, _blas
+    _workers.clear()
+    _jobs, _pool_lock, _blas = queue.SimpleQueue(), threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
