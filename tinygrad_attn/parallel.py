@@ -23,6 +23,7 @@ This module imports nothing of the package: the ops import it.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import queue
 import threading
@@ -103,6 +104,37 @@ def chunks(rows: int, row_size: int = 1, min_rows: int = 1,
     step, extra = divmod(rows, count)
     bounds = [i * step + min(i, extra) for i in range(count + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
+
+
+def map_rows(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """``fn(*arrays)`` for an ``fn`` that computes each row of its result from the same
+    row of its inputs (elementwise maths with broadcasting, or row-wise maths along the
+    last axis), computed by parts of the rows for large arrays.
+
+    An input with fewer dims, or a leading dim of 1, broadcasts: every part sees it whole.
+    """
+    for array in arrays:  # a loop, not any(): this is every small op's path too
+        if array.size >= MIN_PARALLEL:
+            break
+    else:
+        return fn(*arrays)
+    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    parts = chunks(shape[0], math.prod(shape) // shape[0]) if shape and shape[0] else None
+    if parts is None:
+        return fn(*arrays)
+    split = [a.ndim == len(shape) and a.shape[0] == shape[0] for a in arrays]
+
+    def call(part: slice) -> np.ndarray:
+        return fn(*[a[part] if cut else a for a, cut in zip(arrays, split)])
+
+    probe = call(slice(0, 1))  # one row tells the result's dtype and row shape
+    out = np.empty(shape[:1] + probe.shape[1:], dtype=probe.dtype)
+
+    def write(part: slice) -> None:
+        out[part] = call(part)
+
+    run(write, parts)
+    return out
 
 
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:

@@ -9,12 +9,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import erf
 
+from tinygrad_attn import parallel
 from tinygrad_attn.engine import Op
 
 if TYPE_CHECKING:
     from tinygrad_attn.tensor import Tensor
 
 Grads = tuple[np.ndarray | None, ...]
+
+# Large arrays are computed by parts of their rows on every core (parallel.map_rows);
+# small ones take the plain NumPy call. The size test is written out in the binary ops:
+# it is all the pool costs a small tensor.
 
 
 # ---- binary arithmetic ----
@@ -23,7 +28,9 @@ class Add(Op):
     saves_inputs = False
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return a + b
+        if a.size < parallel.MIN_PARALLEL > b.size:
+            return a + b
+        return parallel.map_rows(np.add, a, b)
 
     def backward(self, g: np.ndarray) -> Grads:
         return g, g
@@ -54,10 +61,12 @@ class Sub(Op):
     saves_inputs = False
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return a - b
+        if a.size < parallel.MIN_PARALLEL > b.size:
+            return a - b
+        return parallel.map_rows(np.subtract, a, b)
 
     def backward(self, g: np.ndarray) -> Grads:
-        return g, (-g if self.needs_input_grad[1] else None)
+        return g, (parallel.map_rows(np.negative, g) if self.needs_input_grad[1] else None)
 
 
 class Mul(Op):
@@ -65,11 +74,16 @@ class Mul(Op):
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
-        return a * b
+        if a.size < parallel.MIN_PARALLEL > b.size:
+            return a * b
+        return parallel.map_rows(np.multiply, a, b)
 
     def backward(self, g: np.ndarray) -> Grads:
         need_a, need_b = self.needs_input_grad
-        return (g * self.b if need_a else None), (g * self.a if need_b else None)
+        if g.size < parallel.MIN_PARALLEL:
+            return (g * self.b if need_a else None), (g * self.a if need_b else None)
+        return (parallel.map_rows(np.multiply, g, self.b) if need_a else None,
+                parallel.map_rows(np.multiply, g, self.a) if need_b else None)
 
 
 class Div(Op):
@@ -78,7 +92,7 @@ class Div(Op):
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.b = b
-        self.out = a / b
+        self.out = parallel.map_rows(np.true_divide, a, b)
         return self.out
 
     def backward(self, g: np.ndarray) -> Grads:
@@ -118,10 +132,10 @@ class Neg(Op):
     saves_inputs = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return -x
+        return parallel.map_rows(np.negative, x)
 
     def backward(self, g: np.ndarray) -> Grads:
-        return (-g,)
+        return (parallel.map_rows(np.negative, g),)
 
 
 class Exp(Op):
@@ -130,11 +144,11 @@ class Exp(Op):
     saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.out = np.exp(x)
+        self.out = parallel.map_rows(np.exp, x)
         return self.out
 
     def backward(self, g: np.ndarray) -> Grads:
-        return (g * self.out,)
+        return (parallel.map_rows(np.multiply, g, self.out),)
 
 
 class Log(Op):
@@ -161,17 +175,29 @@ class Sqrt(Op):
         return (g / (2 * self.out),)
 
 
+def _tanh_grad(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return g * (1 - y * y)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
+def _sigmoid_grad(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return g * y * (1 - y)
+
+
 class Tanh(Op):
     name = "tanh"
     saves_inputs = False
     saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.out = np.tanh(x)
+        self.out = parallel.map_rows(np.tanh, x)
         return self.out
 
     def backward(self, g: np.ndarray) -> Grads:
-        return (g * (1 - self.out * self.out),)
+        return (parallel.map_rows(_tanh_grad, g, self.out),)
 
 
 class Sigmoid(Op):
@@ -181,11 +207,19 @@ class Sigmoid(Op):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # 1/(1+e^-x) overflows for large negative x; the tanh form never does.
-        self.out = 0.5 * np.tanh(0.5 * x) + 0.5
+        self.out = parallel.map_rows(_sigmoid, x)
         return self.out
 
     def backward(self, g: np.ndarray) -> Grads:
-        return (g * self.out * (1 - self.out),)
+        return (parallel.map_rows(_sigmoid_grad, g, self.out),)
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0)
+
+
+def _relu_grad(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return g * (y > 0)
 
 
 class Relu(Op):
@@ -194,11 +228,11 @@ class Relu(Op):
     saves_output = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.out = np.maximum(x, 0)
+        self.out = parallel.map_rows(_relu, x)
         return self.out
 
     def backward(self, g: np.ndarray) -> Grads:
-        return (g * (self.out > 0),)
+        return (parallel.map_rows(_relu_grad, g, self.out),)
 
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -214,20 +248,39 @@ class Gelu(Op):
     def forward(self, x: np.ndarray, approximate: str = "none") -> np.ndarray:
         self.x, self.approximate = x, approximate
         if approximate == "tanh":
-            self.t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
-            return 0.5 * x * (1 + self.t)
-        self.cdf = 0.5 * (1 + erf(x * _SQRT_HALF))
-        return x * self.cdf
+            self.t = parallel.map_rows(_gelu_tanh, x)
+            return parallel.map_rows(_gelu_tanh_out, x, self.t)
+        self.cdf = parallel.map_rows(_gelu_cdf, x)
+        return parallel.map_rows(np.multiply, x, self.cdf)
 
     def backward(self, g: np.ndarray) -> Grads:
-        x = self.x
         if self.approximate == "tanh":
-            # d/dx 0.5x(1+t) = 0.5(1+t) + 0.5x(1-t^2) sqrt(2/pi)(1 + 3*0.044715 x^2)
-            dt = (1 - self.t * self.t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return (g * (0.5 * (1 + self.t) + 0.5 * x * dt),)
-        # d/dx x Phi(x) = Phi(x) + x phi(x)
-        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return (g * (self.cdf + x * pdf),)
+            return (parallel.map_rows(_gelu_tanh_grad, g, self.x, self.t),)
+        return (parallel.map_rows(_gelu_grad, g, self.x, self.cdf),)
+
+
+def _gelu_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + erf(x * _SQRT_HALF))
+
+
+def _gelu_grad(g: np.ndarray, x: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    # d/dx x Phi(x) = Phi(x) + x phi(x)
+    pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+    return g * (cdf + x * pdf)
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+
+
+def _gelu_tanh_out(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1 + t)
+
+
+def _gelu_tanh_grad(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # d/dx 0.5x(1+t) = 0.5(1+t) + 0.5x(1-t^2) sqrt(2/pi)(1 + 3*0.044715 x^2)
+    dt = (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+    return g * (0.5 * (1 + t) + 0.5 * x * dt)
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:

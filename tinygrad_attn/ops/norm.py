@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinygrad_attn import random
+from tinygrad_attn import parallel, random
 from tinygrad_attn.engine import Op
 
 if TYPE_CHECKING:
@@ -39,6 +40,34 @@ def dot_along(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
     return np.sum(a * b, axis=axis, keepdims=True)
 
 
+def _by_rows(fn: Callable[..., np.ndarray], axis: int, *arrays: np.ndarray) -> np.ndarray:
+    """``fn(*arrays)`` for an ``fn`` that works along ``axis``: by parts of the rows on
+    every core for large arrays, unless ``axis`` is the rows' own axis."""
+    if axis % arrays[0].ndim == 0:
+        return fn(*arrays)
+    return parallel.map_rows(fn, *arrays)
+
+
+def _softmax_grad(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    # d softmax: y * (g - sum(g * y))
+    grad = g - dot_along(g, y, axis)
+    grad *= y
+    return grad
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    if x.shape[axis] == 0:  # nothing to normalise: an empty result, as PyTorch gives
+        return x.copy()
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted
+
+
+def _log_softmax_grad(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    # d log_softmax: g - softmax * sum(g)
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
 def _check_axis(axis: int, ndim: int) -> None:
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"axis must be an int, got {axis!r}")
@@ -54,15 +83,11 @@ class Softmax(Op):
     def forward(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         _check_axis(axis, x.ndim)
         self.axis = axis
-        self.out = _softmax(x, axis)
+        self.out = _by_rows(partial(_softmax, axis=axis), axis, x)
         return self.out
 
     def backward(self, g: np.ndarray) -> Grads:
-        y = self.out
-        # d softmax: y * (g - sum(g * y))
-        grad = g - dot_along(g, y, self.axis)
-        grad *= y
-        return (grad,)
+        return (_by_rows(partial(_softmax_grad, axis=self.axis), self.axis, g, self.out),)
 
 
 class LogSoftmax(Op):
@@ -73,17 +98,12 @@ class LogSoftmax(Op):
     def forward(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         _check_axis(axis, x.ndim)
         self.axis = axis
-        if x.shape[axis] == 0:
-            self.out = x.copy()
-            return self.out
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-        self.out = shifted
-        return shifted
+        self.out = _by_rows(partial(_log_softmax, axis=axis), axis, x)
+        return self.out
 
     def backward(self, g: np.ndarray) -> Grads:
-        # d log_softmax: g - softmax * sum(g)
-        return (g - np.exp(self.out) * np.sum(g, axis=self.axis, keepdims=True),)
+        return (_by_rows(partial(_log_softmax_grad, axis=self.axis), self.axis, g,
+                         self.out),)
 
 
 class LayerNorm(Op):
@@ -107,46 +127,62 @@ class LayerNorm(Op):
         width = math.prod(normalized_shape)
         rows = x.reshape(-1, width)
         inv_width = 1.0 / width  # sum * (1/n): np.mean costs more Python per call
-        centered = rows - rows.sum(axis=-1, keepdims=True) * inv_width
-        var = dot_along(centered, centered, -1) * inv_width
-        self.rstd = 1.0 / np.sqrt(var + eps)
-        self.xhat = centered
-        self.xhat *= self.rstd
+        dtype = np.result_type(rows.dtype, 1.0)
+        self.xhat = xhat = np.empty(rows.shape, dtype)
+        self.rstd = rstd = np.empty((len(rows), 1), dtype)
+        scale = None if weight is None else weight.reshape(-1)
+        shift = None if bias is None else bias.reshape(-1)
+        out = xhat if scale is None and shift is None else np.empty(
+            rows.shape, np.result_type(xhat, scale if scale is not None else shift))
+
+        def normalize(part: slice) -> None:
+            r = rows[part]
+            centered = r - r.sum(axis=-1, keepdims=True) * inv_width
+            var = dot_along(centered, centered, -1) * inv_width
+            rstd[part] = 1.0 / np.sqrt(var + eps)
+            np.multiply(centered, rstd[part], out=xhat[part])
+            if scale is not None:
+                np.multiply(xhat[part], scale, out=out[part])
+                if shift is not None:
+                    out[part] += shift
+            elif shift is not None:
+                np.add(xhat[part], shift, out=out[part])
+
+        parallel.run(normalize, parallel.chunks(len(rows), width) or [...])
         self.x_shape, self.normalized_shape = x.shape, normalized_shape
         self.weight, self.has_bias = weight, has_bias
-        out = self.xhat.reshape(x.shape)
-        if weight is not None:
-            out = out * weight
-            if bias is not None:
-                out += bias  # out is ours now: no second array
-        elif bias is not None:
-            out = out + bias
-        return out
+        return out.reshape(x.shape)
 
     def backward(self, g: np.ndarray) -> Grads:
         xhat, width = self.xhat, self.xhat.shape[-1]
         g_rows = g.reshape(-1, width)
         need_x = self.needs_input_grad[0]
         grads: list[np.ndarray | None] = [None]
-        g_xhat = g_rows
         if self.weight is not None:
             grads.append(np.einsum("ij,ij->j", g_rows, xhat).reshape(self.normalized_shape)
                          if self.needs_input_grad[1] else None)
-            g_xhat = g_rows * self.weight.reshape(-1)
         if self.has_bias:
             grads.append(g_rows.sum(axis=0).reshape(self.normalized_shape)
                          if self.needs_input_grad[-1] else None)
         if need_x:
-            # dx = rstd * (g_xhat - mean(g_xhat) - xhat * mean(g_xhat * xhat))
-            inv_width = 1.0 / width
-            mean_g = g_xhat.sum(axis=-1, keepdims=True) * inv_width
-            mean_gx = dot_along(g_xhat, xhat, -1) * inv_width
-            grad_x = xhat * mean_gx
-            np.subtract(g_xhat, grad_x, out=grad_x)
-            grad_x -= mean_g
-            grad_x *= self.rstd
-            grads[0] = grad_x.reshape(self.x_shape)
+            scale = None if self.weight is None else self.weight.reshape(-1)
+            grads[0] = parallel.map_rows(
+                partial(_layer_norm_grad, scale=scale, inv_width=1.0 / width), g_rows, xhat,
+                self.rstd).reshape(self.x_shape)
         return tuple(grads)
+
+
+def _layer_norm_grad(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
+                     scale: np.ndarray | None, inv_width: float) -> np.ndarray:
+    # dx = rstd * (g_xhat - mean(g_xhat) - xhat * mean(g_xhat * xhat)), g_xhat = g * weight
+    g_xhat = g if scale is None else g * scale
+    mean_g = g_xhat.sum(axis=-1, keepdims=True) * inv_width
+    mean_gx = dot_along(g_xhat, xhat, -1) * inv_width
+    grad_x = xhat * mean_gx
+    np.subtract(g_xhat, grad_x, out=grad_x)
+    grad_x -= mean_g
+    grad_x *= rstd
+    return grad_x
 
 
 class Dropout(Op):
@@ -157,10 +193,10 @@ class Dropout(Op):
         keep = random.generator().random(x.shape, dtype=np.float32) >= p
         # Scale the survivors by 1/(1-p) so the expected value is unchanged.
         self.mask = keep * np.asarray(1.0 / (1.0 - p) if p < 1 else 0.0, dtype=x.dtype)
-        return x * self.mask
+        return parallel.map_rows(np.multiply, x, self.mask)
 
     def backward(self, g: np.ndarray) -> Grads:
-        return (g * self.mask,)
+        return (parallel.map_rows(np.multiply, g, self.mask),)
 
 
 # ---- the functional API ----

@@ -1,0 +1,130 @@
+"""The thread pool: results do not depend on the thread count, split and whole arrays
+agree, and the thread count is the user's to set (PyTorch's set_num_threads)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+import tinygrad_attn as ta
+from tinygrad_attn import nn, parallel
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = ta.get_num_threads()
+    yield
+    ta.set_num_threads(before)
+
+
+def encoder_step(threads: int, size: tuple[int, ...], dtype: type = np.float32,
+                 **layer_args) -> list[np.ndarray]:
+    """Output and every gradient of one training step of a fresh encoder layer (with
+    dropout and a padding mask), run with ``threads`` threads."""
+    ta.set_num_threads(threads)
+    batch, length, width, heads, ff = size
+    ta.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(width, heads, ff, dropout=0.1, batch_first=True,
+                                       **layer_args).to(dtype)
+    x = ta.Tensor(np.random.default_rng(1).standard_normal((batch, length, width)).astype(
+        dtype), requires_grad=True)
+    padding = np.zeros((batch, length), dtype=bool)
+    padding[::3, -5:] = True
+    out = layer(x, src_key_padding_mask=padding)
+    (out * out).sum().backward()
+    return [out.data, x.grad] + [p.grad for p in layer.parameters()]
+
+
+LARGE = (16, 128, 256, 8, 1024)
+
+
+@pytest.mark.parametrize("layer_args", [{}, {"norm_first": True, "activation": "gelu"}])
+def test_encoder_layer_is_bit_identical_on_1_and_n_threads(layer_args):
+    one = encoder_step(1, LARGE, **layer_args)
+    for threads in (2, 3):
+        many = encoder_step(threads, LARGE, **layer_args)
+        for a, b in zip(one, many):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_large_arrays_are_split(monkeypatch):
+    """The sizes above do reach the pool (else the test above proves nothing)."""
+    calls = []
+    run = parallel.run
+    monkeypatch.setattr(parallel, "run", lambda work, parts, blas=False: (
+        calls.append(len(parts)), run(work, parts, blas)))
+    encoder_step(2, LARGE)
+    assert len(calls) >= 6 and max(calls) > 2
+
+
+def test_split_arrays_agree_with_whole_ones(monkeypatch):
+    """With the thresholds lowered, a small layer's ops split into many parts: the
+    results match the unsplit ones to float64 round-off."""
+    size = (4, 8, 16, 2, 32)
+    whole = encoder_step(2, size, np.float64)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
+    monkeypatch.setattr(parallel, "CHUNK_ELEMENTS", 16)
+    monkeypatch.setattr(parallel, "GEMM_MIN_ROWS", 1)
+    monkeypatch.setattr(parallel, "GEMM_MIN_WORK", 1)
+    split = encoder_step(2, size, np.float64)
+    for a, b in zip(whole, split):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_chunks_depend_on_the_shape_only():
+    assert parallel.chunks(10, 10) is None  # small: the single-threaded path
+    parts = parallel.chunks(1000, 1000)
+    ta.set_num_threads(1)
+    assert parallel.chunks(1000, 1000) == parts
+    covered = np.zeros(1000, dtype=int)
+    for part in parts:
+        covered[part] += 1
+    assert (covered == 1).all() and len(parts) <= parallel.MAX_CHUNKS
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_run_covers_every_part_and_raises_errors(threads):
+    ta.set_num_threads(threads)
+    out = np.zeros(100)
+    parts = [slice(i, i + 10) for i in range(0, 100, 10)]
+
+    def fill(part: slice) -> None:
+        out[part] = np.arange(100)[part] + 1
+        parallel.run(lambda inner: None, [slice(0, 1), slice(1, 2)])  # nested: inline
+
+    parallel.run(fill, parts)
+    assert np.array_equal(out, np.arange(100) + 1)
+
+    def fail(part: slice) -> None:
+        if part.start == 50:
+            raise ValueError("part 50")
+
+    with pytest.raises(ValueError, match="part 50"):
+        parallel.run(fail, parts)
+    parallel.run(fill, parts)  # the pool still works after an error
+
+
+def test_set_num_threads_sets_the_pool_and_blas():
+    default = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count()
+    assert parallel._default_threads() == default
+    ta.set_num_threads(3)
+    assert ta.get_num_threads() == 3
+    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 3 for lib in blas)
+    ta.set_num_threads(1)
+    assert ta.get_num_threads() == 1
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="set_num_threads"):
+            ta.set_num_threads(bad)
+
+
+def test_blas_threads_are_restored_after_a_parallel_product():
+    ta.set_num_threads(2)
+    a = np.ones((1024, 512), dtype=np.float32)
+    assert np.array_equal(parallel.matmul(a, a.T), a @ a.T)
+    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert all(lib["num_threads"] == 2 for lib in blas)
