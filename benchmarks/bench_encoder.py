@@ -1,8 +1,13 @@
 """One Transformer encoder layer, forward + backward of ``sum(out**2)``: tinygrad_attn
 against a hand-written NumPy layer (and PyTorch when it is installed), all given the same
-weights, interleaved in one process. Prints medians and ratios to the NumPy layer.
+weights, interleaved in one process. Prints medians and ratios to the NumPy layer, and
+with several thread counts a scaling table (each count interleaved with the others).
+
+Threads: tinygrad_attn's ``set_num_threads`` (its pool and NumPy's BLAS), the same BLAS
+thread count for the hand-written layer, ``torch.set_num_threads`` for PyTorch.
 
 Run: python benchmarks/bench_encoder.py [--repeats N] [--sizes small,large]
+                                        [--threads 1,2,N]   (N: every core)
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import threadpoolctl
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from numpy_encoder import forward_backward  # noqa: E402
@@ -78,11 +84,18 @@ def check_gradients(layer: nn.TransformerEncoderLayer, x: np.ndarray, heads: int
                      for ours, ref in pairs))
 
 
-def run(size: str, dtype: np.dtype, repeats: int) -> None:
+def set_threads(count: int) -> None:
+    ta.set_num_threads(count)  # the pool, and NumPy's BLAS for the hand-written layer too
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+
+
+def run(size: str, dtype: np.dtype, repeats: int, thread_counts: list[int]) -> None:
     sizes = SIZES[size]
     batch, length, width, heads, ff = sizes
     ta.manual_seed(0)
-    layer = nn.TransformerEncoderLayer(width, heads, ff, dropout=0.0, batch_first=True).to(dtype)
+    layer = nn.TransformerEncoderLayer(width, heads, ff, dropout=0.0,
+                                       batch_first=True).to(dtype)
     x = np.random.default_rng(0).standard_normal((batch, length, width)).astype(dtype)
     params = layer.state_dict()
     error = check_gradients(layer, x, heads)
@@ -94,21 +107,47 @@ def run(size: str, dtype: np.dtype, repeats: int) -> None:
     torch_step = make_torch(params, x, sizes, dtype)
     if torch_step is not None:
         steps["PyTorch (CPU)"] = torch_step
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for step in steps.values():  # warm up
-        step()
-    for _ in range(repeats):  # interleaved, so drift hits every implementation alike
-        for name, step in steps.items():
-            start = time.perf_counter()
+    times = {(count, name): [] for count in thread_counts for name in steps}
+    for count in thread_counts:  # warm up
+        set_threads(count)
+        for step in steps.values():
             step()
-            times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["hand-written NumPy"])
+    for _ in range(repeats):  # interleaved, so drift hits every implementation alike
+        for count in thread_counts:
+            set_threads(count)
+            for name, step in steps.items():
+                start = time.perf_counter()
+                step()
+                times[count, name].append(time.perf_counter() - start)
+    median = {key: statistics.median(samples) * 1e3 for key, samples in times.items()}
     print(f"\n{size}: B={batch} T={length} d={width} heads={heads} ff={ff}, "
           f"{np.dtype(dtype).name} (gradients agree to {error:.1e})")
-    print(f"  {'implementation':<22} {'median ms':>10} {'x NumPy':>8}")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(f"  {name:<22} {median * 1e3:>10.2f} {median / base:>8.2f}")
+    for count in thread_counts:
+        base = median[count, "hand-written NumPy"]
+        print(f"  {count} thread{'s' if count > 1 else ''}:")
+        print(f"    {'implementation':<22} {'median ms':>10} {'x NumPy':>8}")
+        for name in steps:
+            print(f"    {name:<22} {median[count, name]:>10.2f} "
+                  f"{median[count, name] / base:>8.2f}")
+    if len(thread_counts) > 1:
+        print_scaling(median, list(steps), thread_counts)
+
+
+def print_scaling(median: dict, names: list[str], thread_counts: list[int]) -> None:
+    """Median ms per thread count, the speed-up over the first count, and the ratios."""
+    first = thread_counts[0]
+    ours = "tinygrad_attn"
+    others = [name for name in names if name != ours]
+    header = " | ".join(["threads", *(f"{name} ms" for name in names),
+                         *(f"ours / {name.split()[0]}" for name in others),
+                         f"ours: speed-up over {first}"])
+    print(f"\n  | {header} |")
+    print("  |" + " --- |" * (header.count("|") + 1))
+    for count in thread_counts:
+        cells = [str(count), *(f"{median[count, name]:.1f}" for name in names),
+                 *(f"{median[count, ours] / median[count, name]:.2f}" for name in others),
+                 f"{median[first, ours] / median[count, ours]:.2f}x"]
+        print("  | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -116,10 +155,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--sizes", default="large,small")
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--threads", default=str(ta.get_num_threads()),
+                        help="comma-separated thread counts; N means every core "
+                             f"(here {ta.get_num_threads()}); default: N")
     args = parser.parse_args()
+    cores = ta.get_num_threads()
+    thread_counts = [cores if t.strip().upper() == "N" else int(t)
+                     for t in args.threads.split(",")]
+    thread_counts = list(dict.fromkeys(thread_counts))  # 1,2,N on 2 cores: 1,2
+    print(f"{cores} cores; BLAS: {blas_description()}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for size in args.sizes.split(","):
         for dtype in args.dtypes.split(","):
-            run(size, np.dtype(dtype), args.repeats)
+            run(size, np.dtype(dtype), args.repeats, thread_counts)
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def blas_description() -> str:
+    info = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    return ", ".join(f"{lib['internal_api']} {lib['version']} {lib.get('architecture', '')} "
+                     f"{lib.get('threading_layer', '')}" for lib in info) or "unknown"
 
 
 if __name__ == "__main__":
