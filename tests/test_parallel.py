@@ -11,6 +11,9 @@ import threadpoolctl
 
 import tinygrad_attn as ta
 from tinygrad_attn import nn, parallel
+from tinygrad_attn.ops.samples import SAMPLES
+
+CASES = [(op, c) for op, cases in SAMPLES.items() for c in cases]
 
 
 @pytest.fixture(autouse=True)
@@ -60,18 +63,49 @@ def test_large_arrays_are_split(monkeypatch):
     assert len(calls) >= 6 and max(calls) > 2
 
 
-def test_split_arrays_agree_with_whole_ones(monkeypatch):
-    """With the thresholds lowered, a small layer's ops split into many parts: the
-    results match the unsplit ones to float64 round-off."""
-    size = (4, 8, 16, 2, 32)
-    whole = encoder_step(2, size, np.float64)
+def split_everything(monkeypatch) -> None:
+    """Lower the thresholds so that even tiny arrays are split into parts of a row."""
     monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
-    monkeypatch.setattr(parallel, "CHUNK_ELEMENTS", 16)
+    monkeypatch.setattr(parallel, "CHUNK_ELEMENTS", 1)
     monkeypatch.setattr(parallel, "GEMM_MIN_ROWS", 1)
     monkeypatch.setattr(parallel, "GEMM_MIN_WORK", 1)
+
+
+def test_split_arrays_agree_with_whole_ones(monkeypatch):
+    """A small layer's ops split into parts of one row match the unsplit ones to
+    float64 round-off."""
+    size = (4, 8, 16, 2, 32)
+    whole = encoder_step(2, size, np.float64)
+    split_everything(monkeypatch)
     split = encoder_step(2, size, np.float64)
     for a, b in zip(whole, split):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def run_case(case, dtype: type) -> list[np.ndarray]:
+    inputs = [ta.Tensor(t.data.astype(dtype), requires_grad=True)
+              if isinstance(t, ta.Tensor) and t.dtype.kind == "f" else t
+              for t in case.inputs(seed=3)]
+    ta.manual_seed(0)
+    out = case.fn(*inputs)
+    out.backward(np.linspace(-1, 1, out.data.size, dtype=out.data.dtype).reshape(out.shape))
+    return [out.data] + [t.grad for t in inputs if isinstance(t, ta.Tensor)
+                         and t.requires_grad]
+
+
+@pytest.mark.parametrize("op,case", CASES, ids=[f"{o}[{c.label}]" for o, c in CASES])
+def test_every_op_split_into_rows_agrees_with_the_whole(monkeypatch, op, case):
+    """Every op's sample cases, with every op split as finely as it goes, on 3 threads:
+    the same values (to float64 round-off) and the same dtypes (float32 stays float32)."""
+    ta.set_num_threads(3)
+    for dtype, tolerance in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        with monkeypatch.context() as patch:
+            whole = run_case(case, dtype)
+            split_everything(patch)
+            split = run_case(case, dtype)
+        for a, b in zip(whole, split):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
 
 
 def test_chunks_depend_on_the_shape_only():

@@ -90,15 +90,15 @@ def _blas_libraries() -> list:
 
 
 def chunks(rows: int, row_size: int = 1, min_rows: int = 1,
-           min_total: int = MIN_PARALLEL) -> list[slice] | None:
+           min_total: int | None = None) -> list[slice] | None:
     """Slices that split ``rows`` rows of ``row_size`` elements each into chunks of at
     least ``min_rows`` rows for the pool, or None when the array holds fewer than
-    ``min_total`` elements: too few to be worth splitting.
+    ``min_total`` elements (MIN_PARALLEL unless given): too few to be worth splitting.
 
     The slices depend on the sizes only, never on the number of threads.
     """
     total = rows * row_size
-    if total < min_total or rows < 2 * min_rows:
+    if total < (MIN_PARALLEL if min_total is None else min_total) or rows < 2 * min_rows:
         return None
     count = min(MAX_CHUNKS, rows // min_rows, -(-total // CHUNK_ELEMENTS))
     step, extra = divmod(rows, count)
@@ -132,6 +132,24 @@ def map_rows(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
 
     def write(part: slice) -> None:
         out[part] = call(part)
+
+    run(write, parts)
+    return out
+
+
+def map_columns(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """``fn(*arrays)`` for 2-D arrays of one shape and an ``fn`` that reduces each column
+    to one number (a sum over the rows), computed by parts of the columns for large
+    arrays: every column is still summed whole, by one thread."""
+    rows, cols = arrays[0].shape
+    parts = chunks(cols, rows)
+    if parts is None:
+        return fn(*arrays)
+    probe = fn(*[a[:1, :1] for a in arrays])
+    out = np.empty(cols, dtype=probe.dtype)
+
+    def write(part: slice) -> None:
+        out[part] = fn(*[a[:, part] for a in arrays])
 
     run(write, parts)
     return out

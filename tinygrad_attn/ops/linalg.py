@@ -63,8 +63,8 @@ def _rows(x: np.ndarray) -> np.ndarray:
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x @ y``; a batched ``x`` times a matrix ``y`` runs as one 2-D product (numpy
     loops over the batch otherwise, several times slower)."""
-    if y.ndim == 2 and x.ndim > 2:
-        return (_rows(x) @ y).reshape(*x.shape[:-1], y.shape[-1])
+    if y.ndim == 2 and x.ndim >= 2:
+        return parallel.matmul(_rows(x), y).reshape(*x.shape[:-1], y.shape[-1])
     return np.matmul(x, y)
 
 
@@ -77,7 +77,7 @@ def _matmul_reduced(x: np.ndarray, y: np.ndarray, target: tuple[int, ...]) -> np
     """
     if len(target) == 2 and x.ndim > 2:
         x_stacked = _rows(np.swapaxes(x, -1, -2))  # (batch*inner, m)
-        return x_stacked.T @ _rows(y)
+        return parallel.matmul(x_stacked.T, _rows(y))
     return _matmul(x, y)
 
 
@@ -111,7 +111,12 @@ class Linear(Op):
         grad_w = parallel.matmul(g_rows.T, self.rows) if need_w else None
         if len(self.needs_input_grad) == 2:
             return grad_x, grad_w
-        return grad_x, grad_w, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
+        return grad_x, grad_w, (parallel.map_columns(_sum_rows, g_rows)
+                                if self.needs_input_grad[2] else None)
+
+
+def _sum_rows(a: np.ndarray) -> np.ndarray:
+    return a.sum(axis=0)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
