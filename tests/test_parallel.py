@@ -4,6 +4,7 @@ agree, and the thread count is the user's to set (PyTorch's set_num_threads)."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -139,6 +140,19 @@ def test_run_covers_every_part_and_raises_errors(threads):
     with pytest.raises(ValueError, match="part 50"):
         parallel.run(fail, parts)
     parallel.run(fill, parts)  # the pool still works after an error
+
+
+def test_parts_run_under_the_callers_floating_point_error_settings():
+    ta.set_num_threads(3)
+    seen = []
+
+    def record(part: slice) -> None:
+        seen.append(np.geterr()["divide"])
+        time.sleep(0.005)  # long enough for the other threads to take parts too
+
+    with np.errstate(divide="raise"):
+        parallel.run(record, [slice(i, i + 1) for i in range(8)])
+    assert seen == ["raise"] * 8
 
 
 def test_set_num_threads_sets_the_pool_and_blas():

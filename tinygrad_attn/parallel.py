@@ -218,7 +218,8 @@ def _run_parallel(work: Callable[[slice], object], parts: Sequence[slice], threa
     _start_workers(threads - 1)
     taken = itertools.count()  # next() on it is atomic: each part goes to one thread
     done: queue.SimpleQueue = queue.SimpleQueue()
-    job = (work, parts, taken, done)
+    # NumPy's floating-point error settings belong to each thread: the caller's apply.
+    job = (work, parts, taken, done, np.geterr())
     for _ in range(threads - 1):
         _jobs.put(job)
     mine, error = _take_parts(work, parts, taken)
@@ -268,8 +269,9 @@ def _start_workers(count: int) -> None:
 
 def _work_loop() -> None:
     while (job := _jobs.get()) is not None:  # None: the pool shrank, this thread ends
-        work, parts, taken, done = job
-        _take_parts(work, parts, taken, done)
+        work, parts, taken, done, errors = job
+        with np.errstate(**errors):
+            _take_parts(work, parts, taken, done)
 
 
 def _forget_workers() -> None:
