@@ -102,7 +102,7 @@ class ScaledDotProductAttention(Op):
             # Scale q, not the scores: (L, E) is a smaller array than (L, S) when S > E.
             scores = np.matmul(q_all[part] * scale_q, np.swapaxes(k_all[part], -1, -2))
             if bool_all is not None:
-                scores[bool_all[part]] = -np.inf  # True: may not attend
+                np.copyto(scores, -np.inf, where=bool_all[part])  # True: may not attend
             if add_all is not None:
                 scores = scores + add_all[part]
             # Safe softmax: a row with every key masked gets zero weights, not NaN.
