@@ -86,11 +86,12 @@ class ScaledDotProductAttention(Op):
         bool_all = None if bool_mask is None else np.broadcast_to(bool_mask, score_shape)
         add_all = np.broadcast_to(float_mask[0], score_shape) if float_mask else None
         weights = np.empty(score_shape, np.result_type(q, k, *float_mask))
-        keep = None
+        draws = None
         if dropout_p > 0:  # drawn whole, so the random stream is the thread count's alike
-            keep = random.generator().random(score_shape, dtype=np.float32) >= dropout_p
-            self.keep_scaled = keep * np.asarray(1.0 / (1.0 - dropout_p) if dropout_p < 1
-                                                 else 0.0, dtype=weights.dtype)
+            draws = random.generator().random(score_shape, dtype=np.float32)
+            keep_scale = np.asarray(1.0 / (1.0 - dropout_p) if dropout_p < 1 else 0.0,
+                                    dtype=weights.dtype)
+            self.keep_scaled = np.empty_like(weights)
             self.dropped = np.empty_like(weights)
         else:
             self.keep_scaled = None
@@ -114,7 +115,9 @@ class ScaledDotProductAttention(Op):
             total = w.sum(axis=-1, keepdims=True)
             total[total == 0] = 1
             w /= total
-            if keep is not None:
+            if draws is not None:
+                keep = np.greater_equal(draws[part], dropout_p)
+                np.multiply(keep, keep_scale, out=self.keep_scaled[part])
                 np.multiply(w, self.keep_scaled[part], out=self.dropped[part])
             np.matmul(self.dropped[part], v_all[part], out=out[part])
 

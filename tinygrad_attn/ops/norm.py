@@ -198,13 +198,18 @@ class Dropout(Op):
     saves_inputs = False
 
     def forward(self, x: np.ndarray, p: float) -> np.ndarray:
-        keep = random.generator().random(x.shape, dtype=np.float32) >= p
+        draws = random.generator().random(x.shape, dtype=np.float32)
         # Scale the survivors by 1/(1-p) so the expected value is unchanged.
-        self.mask = keep * np.asarray(1.0 / (1.0 - p) if p < 1 else 0.0, dtype=x.dtype)
+        scale = np.asarray(1.0 / (1.0 - p) if p < 1 else 0.0, dtype=x.dtype)
+        self.mask = parallel.map_rows(partial(_keep_mask, p=p, scale=scale), draws)
         return parallel.map_rows(np.multiply, x, self.mask)
 
     def backward(self, g: np.ndarray) -> Grads:
         return (parallel.map_rows(np.multiply, g, self.mask),)
+
+
+def _keep_mask(draws: np.ndarray, p: float, scale: np.ndarray) -> np.ndarray:
+    return (draws >= p) * scale
 
 
 # ---- the functional API ----
