@@ -55,21 +55,22 @@ def test_encoder_layer_is_bit_identical_on_1_and_n_threads(layer_args):
 
 
 def test_large_arrays_are_split(monkeypatch):
-    """The sizes above do reach the pool (else the test above proves nothing)."""
+    """The sizes above do reach the pool, products and rows both (else the test above
+    proves nothing)."""
     calls = []
     run = parallel.run
     monkeypatch.setattr(parallel, "run", lambda work, parts, blas=False: (
-        calls.append(len(parts)), run(work, parts, blas)))
+        calls.append((len(parts), blas)), run(work, parts, blas)))
     encoder_step(2, LARGE)
-    assert len(calls) >= 6 and max(calls) > 2
+    assert {(2, True), (4, False), (16, True)} <= set(calls)
 
 
 def split_everything(monkeypatch) -> None:
     """Lower the thresholds so that even tiny arrays are split into parts of a row."""
-    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
-    monkeypatch.setattr(parallel, "CHUNK_ELEMENTS", 1)
-    monkeypatch.setattr(parallel, "GEMM_MIN_ROWS", 1)
-    monkeypatch.setattr(parallel, "GEMM_MIN_WORK", 1)
+    for name in ("MIN_PARALLEL", "MIN_PART", "GEMM_MIN_WORK", "GEMM_MIN_ROWS",
+                 "GEMM_MIN_PART", "BLOCK_ELEMENTS"):
+        monkeypatch.setattr(parallel, name, 1)
+    monkeypatch.setattr(parallel, "PARTS_PER_THREAD", 1000)
 
 
 def test_split_arrays_agree_with_whole_ones(monkeypatch):
@@ -109,15 +110,19 @@ def test_every_op_split_into_rows_agrees_with_the_whole(monkeypatch, op, case):
             np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
 
 
-def test_chunks_depend_on_the_shape_only():
-    assert parallel.chunks(10, 10) is None  # small: the single-threaded path
-    parts = parallel.chunks(1000, 1000)
-    ta.set_num_threads(1)
-    assert parallel.chunks(1000, 1000) == parts
+def test_parts_cover_the_rows_once_and_one_thread_splits_nothing():
+    ta.set_num_threads(4)
+    assert parallel.split(10, 10) is None  # small: the single-threaded path
+    parts = parallel.split(1000, 1000)
+    assert len(parts) == 4 * parallel.PARTS_PER_THREAD
     covered = np.zeros(1000, dtype=int)
     for part in parts:
         covered[part] += 1
-    assert (covered == 1).all() and len(parts) <= parallel.MAX_CHUNKS
+    assert (covered == 1).all()
+    blocks = parallel.blocks(1000, 1000)
+    ta.set_num_threads(1)
+    assert parallel.split(1000, 1000) is None
+    assert parallel.blocks(1000, 1000) == blocks  # attention's blocks: the shape's alone
 
 
 @pytest.mark.parametrize("threads", [1, 3])

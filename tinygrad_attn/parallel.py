@@ -4,13 +4,15 @@ chunks, and the thread count a user sets (``set_num_threads``), shared with NumP
 NumPy releases the GIL inside ufuncs, reductions and BLAS calls, so threads that each
 run NumPy on their own rows of an array run in parallel. Three rules keep this simple:
 
-- **Small arrays never see the pool.** An op asks :func:`chunks` for row slices; it gets
-  None below about a quarter of a million elements and then runs its single-threaded
-  code, unchanged: per-op overhead on small tensors stays what it was.
-- **Results do not depend on the thread count.** Chunk boundaries depend on the array's
-  shape only; the thread count decides only who runs each chunk. Every chunk computes its
-  rows exactly as the whole array would (nothing sums across chunks), so 1 and 16
-  threads give the same bits.
+- **Small arrays, and one thread, never see the pool.** An op asks :func:`split` for row
+  slices; it gets None on one thread or below about a quarter of a million elements, and
+  then runs its single-threaded code, unchanged: per-op overhead on small tensors, and
+  the speed of one thread, stay what they were.
+- **Results do not depend on the thread count.** Every part computes its rows exactly as
+  the whole array would: elementwise maths, sums along a row, and matrix products whose
+  every element sums over ``k`` in the same order whatever rows share its call (BLAS
+  kernels do; parts stay large enough for OpenBLAS's regular kernels). Nothing is summed
+  across parts, so 1 and 16 threads give the same bits (tests check it).
 - **One kind of thread.** Inside a chunk, BLAS runs on one thread: the pool, not
   OpenBLAS, spreads a matrix product over the cores. OpenBLAS's own threads spin while
   they wait for each other; when another program holds a core they stall, and a product
@@ -32,16 +34,21 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import threadpoolctl
 
-# Chunks hold about this many elements (256 KiB of float32: they stay in a core's L2
-# cache through an op's several passes); arrays below MIN_PARALLEL elements are not
-# split. Both are fixed, so chunk boundaries never depend on the thread count.
-CHUNK_ELEMENTS = 1 << 16
+# Arrays below MIN_PARALLEL elements are not split; parts hold at least MIN_PART. Each
+# thread gets PARTS_PER_THREAD parts to take, so one the OS pauses delays little.
 MIN_PARALLEL = 1 << 18
-MAX_CHUNKS = 64
-# A matrix product's parts keep at least this many rows (see matmul).
-GEMM_MIN_ROWS = 128
-# Products of fewer multiply-adds (about 0.1 ms on one core) are not split.
+MIN_PART = 1 << 15
+PARTS_PER_THREAD = 2
+# Products of fewer multiply-adds (about 0.1 ms on one core) are not split; each part of
+# a product keeps GEMM_MIN_ROWS rows and GEMM_MIN_PART multiply-adds (above OpenBLAS's
+# small-matrix kernels), and there is one part per thread: each part packs the other
+# operand anew.
 GEMM_MIN_WORK = 1 << 23
+GEMM_MIN_ROWS = 64
+GEMM_MIN_PART = 1 << 21
+# Attention's (batch, head) blocks: about this many scores each (fixed by the shape).
+BLOCK_ELEMENTS = 1 << 16
+MAX_BLOCKS = 64
 
 
 def _default_threads() -> int:
@@ -89,18 +96,31 @@ def _blas_libraries() -> list:
     return _blas
 
 
-def chunks(rows: int, row_size: int = 1, min_rows: int = 1,
-           min_total: int | None = None) -> list[slice] | None:
-    """Slices that split ``rows`` rows of ``row_size`` elements each into chunks of at
-    least ``min_rows`` rows for the pool, or None when the array holds fewer than
-    ``min_total`` elements (MIN_PARALLEL unless given): too few to be worth splitting.
-
-    The slices depend on the sizes only, never on the number of threads.
-    """
+def split(rows: int, row_size: int = 1, min_rows: int = 1, min_part: int | None = None,
+          per_thread: int | None = None, min_total: int | None = None
+          ) -> list[slice] | None:
+    """Slices that split ``rows`` rows of ``row_size`` elements each into parts for the
+    pool's threads (``per_thread`` each), every part at least ``min_rows`` rows and
+    ``min_part`` elements; None on one thread, or when the array is smaller than
+    ``min_total`` elements or too small for two parts."""
+    threads = _num_threads
     total = rows * row_size
-    if total < (MIN_PARALLEL if min_total is None else min_total) or rows < 2 * min_rows:
+    if threads == 1 or total < (MIN_PARALLEL if min_total is None else min_total):
         return None
-    count = min(MAX_CHUNKS, rows // min_rows, -(-total // CHUNK_ELEMENTS))
+    count = min(threads * (PARTS_PER_THREAD if per_thread is None else per_thread),
+                rows // min_rows, total // (MIN_PART if min_part is None else min_part))
+    return _even(rows, count) if count > 1 else None
+
+
+def blocks(rows: int, row_size: int) -> list[slice] | None:
+    """Slices of about BLOCK_ELEMENTS elements each (at most MAX_BLOCKS), fixed by the
+    shape alone: for work whose parts are independent calls anyway, where blocks that
+    fit a core's cache pay on one thread too. None when there is one block."""
+    count = min(MAX_BLOCKS, rows, rows * row_size // BLOCK_ELEMENTS)
+    return _even(rows, count) if count > 1 else None
+
+
+def _even(rows: int, count: int) -> list[slice]:
     step, extra = divmod(rows, count)
     bounds = [i * step + min(i, extra) for i in range(count + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
@@ -119,13 +139,13 @@ def map_rows(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
     else:
         return fn(*arrays)
     shape = np.broadcast_shapes(*[a.shape for a in arrays])
-    parts = chunks(shape[0], math.prod(shape) // shape[0]) if shape and shape[0] else None
+    parts = split(shape[0], math.prod(shape) // shape[0]) if shape and shape[0] else None
     if parts is None:
         return fn(*arrays)
-    split = [a.ndim == len(shape) and a.shape[0] == shape[0] for a in arrays]
+    cut = [a.ndim == len(shape) and a.shape[0] == shape[0] for a in arrays]
 
     def call(part: slice) -> np.ndarray:
-        return fn(*[a[part] if cut else a for a, cut in zip(arrays, split)])
+        return fn(*[a[part] if sliced else a for a, sliced in zip(arrays, cut)])
 
     probe = call(slice(0, 1))  # one row tells the result's dtype and row shape
     out = np.empty(shape[:1] + probe.shape[1:], dtype=probe.dtype)
@@ -137,35 +157,17 @@ def map_rows(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
     return out
 
 
-def map_columns(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
-    """``fn(*arrays)`` for 2-D arrays of one shape and an ``fn`` that reduces each column
-    to one number (a sum over the rows), computed by parts of the columns for large
-    arrays: every column is still summed whole, by one thread."""
-    rows, cols = arrays[0].shape
-    parts = chunks(cols, rows)
-    if parts is None:
-        return fn(*arrays)
-    probe = fn(*[a[:1, :1] for a in arrays])
-    out = np.empty(cols, dtype=probe.dtype)
-
-    def write(part: slice) -> None:
-        out[part] = fn(*[a[:, part] for a in arrays])
-
-    run(write, parts)
-    return out
-
-
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` (``+ bias``, a row vector) for 2-D ``a`` and ``b``, split over the pool
     when the product is large.
 
     Each part is a block of the output's rows (or of its columns, when those are more):
     a smaller product whose every element sums over ``k`` in the same order as in the
-    whole product. Each part packs the other operand anew for BLAS, so parts keep at
-    least GEMM_MIN_ROWS rows (or columns).
+    whole product.
     """
     m, n = a.shape[0], b.shape[1]
-    parts = chunks(max(m, n), a.shape[1] * min(m, n), GEMM_MIN_ROWS, GEMM_MIN_WORK)
+    parts = split(max(m, n), a.shape[1] * min(m, n), GEMM_MIN_ROWS, GEMM_MIN_PART, 1,
+                  GEMM_MIN_WORK)
     if parts is None:
         out = a @ b
         if bias is not None:

@@ -37,13 +37,14 @@ def _lead(t: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
 
 
 def _parts(lead: tuple[int, ...], length: int, source: int) -> list:
-    """Index expressions that split the (batch, head, ...) dims into parts for the pool:
+    """Index expressions that split the (batch, head, ...) dims into blocks for the pool:
     slices of the batch axis, or of the head axis when batches are few; the whole array
-    (one part) when it is small."""
-    axis = 1 if len(lead) > 1 and lead[0] < 8 else 0
+    (one part) when it is small. Each (batch, head) pair is its own product whatever
+    block it is in, and blocks that fit a core's cache pay on one thread too."""
     if not lead:
         return [...]
-    parts = parallel.chunks(lead[axis], math.prod(lead) // lead[axis] * length * source)
+    axis = 1 if len(lead) > 1 and lead[0] < 8 else 0
+    parts = parallel.blocks(lead[axis], math.prod(lead) // lead[axis] * length * source)
     if parts is None:
         return [...]
     return parts if axis == 0 else [(slice(None), part) for part in parts]

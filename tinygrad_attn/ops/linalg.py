@@ -111,12 +111,7 @@ class Linear(Op):
         grad_w = parallel.matmul(g_rows.T, self.rows) if need_w else None
         if len(self.needs_input_grad) == 2:
             return grad_x, grad_w
-        return grad_x, grad_w, (parallel.map_columns(_sum_rows, g_rows)
-                                if self.needs_input_grad[2] else None)
-
-
-def _sum_rows(a: np.ndarray) -> np.ndarray:
-    return a.sum(axis=0)
+        return grad_x, grad_w, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

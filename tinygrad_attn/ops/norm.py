@@ -148,7 +148,7 @@ class LayerNorm(Op):
             elif shift is not None:
                 np.add(xhat[part], shift, out=out[part])
 
-        parallel.run(normalize, parallel.chunks(len(rows), width) or [...])
+        parallel.run(normalize, parallel.split(len(rows), width) or [...])
         self.x_shape, self.normalized_shape = x.shape, normalized_shape
         self.weight, self.has_bias = weight, has_bias
         return out.reshape(x.shape)
@@ -159,25 +159,17 @@ class LayerNorm(Op):
         need_x = self.needs_input_grad[0]
         grads: list[np.ndarray | None] = [None]
         if self.weight is not None:
-            grads.append(parallel.map_columns(_dot_columns, g_rows, xhat).reshape(
-                self.normalized_shape) if self.needs_input_grad[1] else None)
+            grads.append(np.einsum("ij,ij->j", g_rows, xhat).reshape(self.normalized_shape)
+                         if self.needs_input_grad[1] else None)
         if self.has_bias:
-            grads.append(parallel.map_columns(_sum_columns, g_rows).reshape(
-                self.normalized_shape) if self.needs_input_grad[-1] else None)
+            grads.append(g_rows.sum(axis=0).reshape(self.normalized_shape)
+                         if self.needs_input_grad[-1] else None)
         if need_x:
             scale = None if self.weight is None else self.weight.reshape(-1)
             grads[0] = parallel.map_rows(
                 partial(_layer_norm_grad, scale=scale, inv_width=1.0 / width), g_rows, xhat,
                 self.rstd).reshape(self.x_shape)
         return tuple(grads)
-
-
-def _dot_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->j", a, b)
-
-
-def _sum_columns(a: np.ndarray) -> np.ndarray:
-    return a.sum(axis=0)
 
 
 def _layer_norm_grad(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
