@@ -7,7 +7,7 @@ Threads: tinygrad_attn's ``set_num_threads`` (its pool and NumPy's BLAS), the sa
 thread count for the hand-written layer, ``torch.set_num_threads`` for PyTorch.
 
 Run: python benchmarks/bench_encoder.py [--repeats N] [--sizes small,large]
-                                        [--threads 1,2,N]   (N: every core)
+                                        [--threads 1,2,N]   (N: every core) [--pause S]
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def set_threads(count: int) -> None:
         sys.modules["torch"].set_num_threads(count)
 
 
-def run(size: str, dtype: np.dtype, repeats: int, thread_counts: list[int]) -> None:
+def run(size: str, dtype: np.dtype, repeats: int, thread_counts: list[int],
+        pause: float) -> None:
     sizes = SIZES[size]
     batch, length, width, heads, ff = sizes
     ta.manual_seed(0)
@@ -116,6 +117,9 @@ def run(size: str, dtype: np.dtype, repeats: int, thread_counts: list[int]) -> N
         for count in thread_counts:
             set_threads(count)
             for name, step in steps.items():
+                # OpenBLAS's and OpenMP's idle threads spin for up to ~0.1 s after a call,
+                # taking cores from whatever runs next: let them fall asleep first.
+                time.sleep(pause)
                 start = time.perf_counter()
                 step()
                 times[count, name].append(time.perf_counter() - start)
@@ -155,6 +159,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--sizes", default="large,small")
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--pause", type=float, default=0.2,
+                        help="seconds of sleep before each timed step (0: none)")
     parser.add_argument("--threads", default=str(ta.get_num_threads()),
                         help="comma-separated thread counts; N means every core "
                              f"(here {ta.get_num_threads()}); default: N")
@@ -167,7 +173,7 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for size in args.sizes.split(","):
         for dtype in args.dtypes.split(","):
-            run(size, np.dtype(dtype), args.repeats, thread_counts)
+            run(size, np.dtype(dtype), args.repeats, thread_counts, args.pause)
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -1,12 +1,16 @@
 """Where one encoder-layer step spends its time, and what that predicts for more cores.
 
-Runs the step on one thread with every parallel section timed: each call of
-``parallel.run`` (its parts, and whether they call BLAS) and the time outside such
-sections (Python, small NumPy calls, the few reductions that sum across rows and stay
-on one thread). Then, for n threads, a section of k equal parts takes ceil(k/n)/k of its
-one-thread time and the rest does not shrink:
+For each thread count n, runs the step on one core with the arrays split as n threads
+would split them, every parallel section timed: each call of ``parallel.run`` (its
+parts, and whether they call BLAS) and the time outside such sections (Python, small
+NumPy calls, the reductions that sum across rows and stay on one thread). A section of k
+equal parts then takes ceil(k/n)/k of that time on n threads, and the rest does not
+shrink:
 
-    T(n) = serial + sum over sections of  time * ceil(k / n) / k
+    T(n) = serial(n) + sum over sections of  time(n) * ceil(k / n) / k
+
+(Splitting for n threads costs a little on one core, e.g. each part of a matrix product
+packs the other operand anew; the profile at n includes that.)
 
 The model is a bound from above on the speed-up: it ignores memory bandwidth (that the
 elementwise parts share), the pool's wake-up cost (tens of microseconds per section) and
@@ -45,18 +49,21 @@ def median_step_ms(step, repeats: int) -> float:
     return statistics.median(samples) * 1e3
 
 
-def profile(step, repeats: int) -> tuple[float, dict[tuple[int, bool], float]]:
-    """One-thread step time (ms) and the time (ms per step) in parallel sections, keyed
-    by (number of parts, calls BLAS)."""
+def profile(step, repeats: int, threads: int
+            ) -> tuple[float, dict[tuple[int, bool], float]]:
+    """Step time (ms) on one core with the arrays split for ``threads`` threads, and the
+    time (ms per step) in parallel sections, keyed by (number of parts, calls BLAS)."""
     sections: dict[tuple[int, bool], list[float]] = defaultdict(list)
     run = parallel.run
 
     def timed_run(work, parts, blas=False):
         start = time.perf_counter()
-        run(work, parts, blas)
+        for part in parts:  # one after another, on this thread
+            work(part)
         sections[len(parts), blas].append(time.perf_counter() - start)
 
-    ta.set_num_threads(1)
+    ta.set_num_threads(1)  # BLAS on one thread
+    parallel._num_threads = threads  # ...and the arrays split as for `threads`
     parallel.run = timed_run
     try:
         step()
@@ -67,6 +74,7 @@ def profile(step, repeats: int) -> tuple[float, dict[tuple[int, bool], float]]:
         total = (time.perf_counter() - start) / repeats * 1e3
     finally:
         parallel.run = run
+        ta.set_num_threads(1)
     return total, {key: sum(times) / repeats * 1e3 for key, times in sections.items()}
 
 
@@ -86,33 +94,30 @@ def main() -> None:
     cores = ta.get_num_threads()
     print(f"{args.size}: B={batch} T={length} d={width} heads={heads} ff={ff}, float32; "
           f"{cores} cores, load average {os.getloadavg()[0]:.2f}")
-    total, sections = profile(step, args.repeats)
-    whole = sum(t for (parts, _), t in sections.items() if parts == 1)
-    split = {key: t for key, t in sections.items() if key[0] > 1}
-    serial = total - sum(split.values())
-    blas = sum(t for (_, uses_blas), t in split.items() if uses_blas)
-    print(f"one thread: {total:.1f} ms per step")
-    print(f"  split over the pool, matrix products (BLAS): {blas:6.1f} ms "
-          f"({blas / total:.0%})")
-    print(f"  split over the pool, elementwise and rows:   {sum(split.values()) - blas:6.1f} "
-          f"ms ({(sum(split.values()) - blas) / total:.0%})")
-    print(f"  on one thread: Python, small arrays, sums over rows: {serial:6.1f} ms "
-          f"({serial / total:.0%}; {whole:.1f} ms of it in unsplit sections)")
-    print("  parts per section (ms per step): " + ", ".join(
-        f"{parts}{' BLAS' if uses_blas else ''}: {t:.1f}"
-        for (parts, uses_blas), t in sorted(split.items())))
+    predictions = {}
+    for threads in (int(n) for n in args.predict.split(",")):
+        total, sections = profile(step, args.repeats, threads)
+        split = {key: t for key, t in sections.items() if key[0] > 1}
+        serial = total - sum(split.values())
+        blas = sum(t for (_, uses_blas), t in split.items() if uses_blas)
+        rows = sum(split.values()) - blas
+        predictions[threads] = serial + sum(t * math.ceil(parts / threads) / parts
+                                            for (parts, _), t in split.items())
+        print(f"split for {threads:>2} threads, run on one: {total:6.1f} ms = products "
+              f"{blas:5.1f} ({blas / total:3.0%}) + rows {rows:5.1f} ({rows / total:3.0%}) "
+              f"+ one-thread work {serial:5.1f} ({serial / total:3.0%}); parts: " + ", ".join(
+                  f"{parts}{'b' if uses_blas else ''}" for parts, uses_blas in sorted(split)))
     measured = {}
     if args.check:
         for threads in range(1, cores + 1):
             ta.set_num_threads(threads)
             measured[threads] = median_step_ms(step, args.repeats)
         ta.set_num_threads(cores)
+    one = predictions.get(1) or next(iter(predictions.values()))
     print(f"\n  {'threads':>7} {'predicted ms':>13} {'speed-up':>9} {'measured ms':>12}")
-    for threads in (int(n) for n in args.predict.split(",")):
-        predicted = serial + sum(t * math.ceil(parts / threads) / parts
-                                 for (parts, _), t in split.items())
+    for threads, predicted in predictions.items():
         seen = f"{measured[threads]:12.1f}" if threads in measured else f"{'':>12}"
-        print(f"  {threads:>7} {predicted:>13.1f} {total / predicted:>8.2f}x {seen}")
+        print(f"  {threads:>7} {predicted:>13.1f} {one / predicted:>8.2f}x {seen}")
 
 
 if __name__ == "__main__":
