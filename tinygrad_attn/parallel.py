@@ -13,8 +13,8 @@ run NumPy on their own rows of an array run in parallel. Three rules keep this s
   every element sums over ``k`` in the same order whatever rows share its call (BLAS
   kernels do; parts stay large enough for OpenBLAS's regular kernels). Nothing is summed
   across parts, so 1 and 16 threads give the same bits (tests check it).
-- **One kind of thread.** Inside a chunk, BLAS runs on one thread: the pool, not
-  OpenBLAS, spreads a matrix product over the cores. OpenBLAS's own threads spin while
+- **One kind of thread.** The library's matrix products run BLAS on one thread (inside
+  a part, or whole when small): the pool, not OpenBLAS, spreads them over the cores. OpenBLAS's own threads spin while
   they wait for each other; when another program holds a core they stall, and a product
   can take several times longer than on one thread. The pool's threads sleep while they
   wait, so a busy machine slows them down gracefully.
@@ -24,12 +24,13 @@ This module imports nothing of the package: the ops import it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import threadpoolctl
@@ -46,6 +47,8 @@ PARTS_PER_THREAD = 2
 GEMM_MIN_WORK = 1 << 23
 GEMM_MIN_ROWS = 64
 GEMM_MIN_PART = 1 << 21
+# OpenBLAS runs products of this many multiply-adds and more on its own threads.
+BLAS_THREADED = 1 << 18
 # Attention's (batch, head) blocks: about this many scores each (fixed by the shape).
 BLOCK_ELEMENTS = 1 << 16
 MAX_BLOCKS = 64
@@ -166,10 +169,14 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
     whole product.
     """
     m, n = a.shape[0], b.shape[1]
-    parts = split(max(m, n), a.shape[1] * min(m, n), GEMM_MIN_ROWS, GEMM_MIN_PART, 1,
-                  GEMM_MIN_WORK)
+    parts = None if _num_threads == 1 else split(
+        max(m, n), a.shape[1] * min(m, n), GEMM_MIN_ROWS, GEMM_MIN_PART, 1, GEMM_MIN_WORK)
     if parts is None:
-        out = a @ b
+        if _num_threads > 1 and m * n * a.shape[1] >= BLAS_THREADED:
+            with one_blas_thread():
+                out = a @ b
+        else:
+            out = a @ b
         if bias is not None:
             out += bias
         return out
@@ -196,23 +203,42 @@ def run(work: Callable[[slice], object], parts: Sequence[slice], blas: bool = Fa
 
     The calling thread takes parts too, and every thread takes the next part not yet
     taken, so a thread the OS has paused holds up at most the one part it is running.
-    Pass ``blas=True`` when ``work`` calls BLAS (matrix products): it then runs on one
-    thread inside each part.
+    Pass ``blas=True`` when ``work`` calls BLAS on products large enough for OpenBLAS to
+    thread (BLAS_THREADED): it then runs on one thread inside each part.
     """
     threads = min(_num_threads, len(parts))
-    if threads == 1 or getattr(_local, "busy", False):
-        for part in parts:  # single-threaded, or a part of a part: here, in order
+    if getattr(_local, "busy", False):  # a part of a part: here, in order
+        for part in parts:
             work(part)
-        return
-    libs = _blas_libraries() if blas else []
-    before = [lib.get_num_threads() for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
-    try:
+    elif blas and _num_threads > 1:
+        with one_blas_thread():
+            _run(work, parts, threads)
+    else:
+        _run(work, parts, threads)
+
+
+def _run(work: Callable[[slice], object], parts: Sequence[slice], threads: int) -> None:
+    if threads == 1:
+        for part in parts:
+            work(part)
+    else:
         _run_parallel(work, parts, threads)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread for the block (then as it was): the library's own products
+    never wake OpenBLAS's spinning threads."""
+    libs = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
+    for lib, count in libs:
+        if count > 1:
+            lib.set_num_threads(1)
+    try:
+        yield
     finally:
-        for lib, count in zip(libs, before):
-            lib.set_num_threads(count)
+        for lib, count in libs:
+            if count > 1:
+                lib.set_num_threads(count)
 
 
 def _run_parallel(work: Callable[[slice], object], parts: Sequence[slice], threads: int

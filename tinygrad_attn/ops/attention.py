@@ -78,8 +78,10 @@ class ScaledDotProductAttention(Op):
         if is_causal:
             bool_mask = np.triu(np.ones((length, source), dtype=bool), k=1)
         masks = float_mask if bool_mask is None else (bool_mask, *float_mask)
-        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
-                                   *(m.shape[:-2] for m in masks))
+        lead = q.shape[:-2]
+        if k.shape[:-2] != lead or v.shape[:-2] != lead or masks:
+            lead = np.broadcast_shapes(lead, k.shape[:-2], v.shape[:-2],
+                                       *(m.shape[:-2] for m in masks))
         # Every (batch, head) pair is independent: parts of those dims go to the pool.
         # Broadcast views (no copies) give every array the same leading dims to index.
         score_shape = lead + (length, source)
@@ -122,7 +124,9 @@ class ScaledDotProductAttention(Op):
                 np.multiply(w, self.keep_scaled[part], out=self.dropped[part])
             np.matmul(self.dropped[part], v_all[part], out=out[part])
 
-        parallel.run(attend, _parts(lead, length, source), blas=True)
+        parallel.run(attend, _parts(lead, length, source),
+                     blas=length * source * max(q.shape[-1], v.shape[-1])
+                     >= parallel.BLAS_THREADED)
         self.weights = weights  # the softmax weights, (..., L, S), before dropout
         self.q, self.k, self.v, self.lead = q, k, v, lead
         return out
@@ -184,7 +188,9 @@ class ScaledDotProductAttention(Op):
                 np.matmul(np.swapaxes(grad_w, -1, -2), q_all[part], out=grad_k[part])
                 grad_k[part] *= scale_k
 
-        parallel.run(attend_backward, _parts(lead, length, source), blas=True)
+        parallel.run(attend_backward, _parts(lead, length, source),
+                     blas=length * source * max(q.shape[-1], v.shape[-1])
+                     >= parallel.BLAS_THREADED)
         return grad_q, grad_k, grad_v, grad_scores
 
 
