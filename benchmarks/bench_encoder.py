@@ -118,8 +118,10 @@ def run(size: str, dtype: np.dtype, repeats: int, thread_counts: list[int],
             set_threads(count)
             for name, step in steps.items():
                 # OpenBLAS's and OpenMP's idle threads spin for up to ~0.1 s after a call,
-                # taking cores from whatever runs next: let them fall asleep first.
+                # taking cores from whatever runs next: let them fall asleep, then time
+                # the second of two steps (threads awake, as in a training loop).
                 time.sleep(pause)
+                step()
                 start = time.perf_counter()
                 step()
                 times[count, name].append(time.perf_counter() - start)
@@ -160,7 +162,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="large,small")
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--pause", type=float, default=0.2,
-                        help="seconds of sleep before each timed step (0: none)")
+                        help="seconds of sleep before each implementation's pair of "
+                             "steps, of which the second is timed (0: none)")
     parser.add_argument("--threads", default=str(ta.get_num_threads()),
                         help="comma-separated thread counts; N means every core "
                              f"(here {ta.get_num_threads()}); default: N")
