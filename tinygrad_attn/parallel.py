@@ -14,10 +14,10 @@ run NumPy on their own rows of an array run in parallel. Three rules keep this s
   kernels do; parts stay large enough for OpenBLAS's regular kernels). Nothing is summed
   across parts, so 1 and 16 threads give the same bits (tests check it).
 - **One kind of thread.** The library's matrix products run BLAS on one thread (inside
-  a part, or whole when small): the pool, not OpenBLAS, spreads them over the cores. OpenBLAS's own threads spin while
-  they wait for each other; when another program holds a core they stall, and a product
-  can take several times longer than on one thread. The pool's threads sleep while they
-  wait, so a busy machine slows them down gracefully.
+  a part, or whole when small): the pool, not OpenBLAS, spreads them over the cores.
+  OpenBLAS's own threads spin while they wait for each other; when another program holds
+  a core they stall, and a product can take several times longer than on one thread.
+  The pool's threads sleep while they wait, so a busy machine slows them down gently.
 
 This module imports nothing of the package: the ops import it.
 """
