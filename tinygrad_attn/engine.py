@@ -41,6 +41,10 @@ _new_object = object.__new__  # ops define no __init__: skip the type call machi
 # input changed after this op saw it" is one comparison, and a backward pass with no
 # in-place change since the forward pass (the usual case) checks one int per op.
 _epoch = 0
+# The version cell of every tensor never changed in place: shared and immutable, so a new
+# tensor costs no allocation; a tensor gets a list of its own (own_versions) when it is
+# first changed, or when a view or a saved output must share or watch its counter.
+UNCHANGED = (0, 0)
 
 # name -> Op subclass: the table the engine, gradcheck, the tests and the renderer read.
 OPS: dict[str, type[Op]] = {}
@@ -221,14 +225,14 @@ class Op:
         # constructor through it keeps this module free of a tensor import.
         result = inputs[0]._wrap(out)
         if cls.is_view and np.may_share_memory(out, inputs[0].data):
-            result._versions = inputs[0]._versions
+            result._versions = own_versions(inputs[0])
         if True in needs and _grad_enabled:
             op.inputs = inputs
             op.needs_input_grad = needs
             op.scope = _current_scope
             op.epoch = _epoch
             if cls.saves_output:
-                op.output_versions = result._versions
+                op.output_versions = own_versions(result)
             result.requires_grad = True
             result._ctx = op
             if _anomaly_hooks is not None:  # detect_anomaly: remember the call site
@@ -253,12 +257,21 @@ class Op:
         return f"<{self.name} op>"
 
 
-def mark_modified(versions: list[int]) -> None:
-    """Record an in-place change of the tensor whose version cell this is."""
+def own_versions(t: Tensor) -> list[int]:
+    """``t``'s own, mutable version cell (made on first need; see UNCHANGED)."""
+    cell = t._versions
+    if cell is UNCHANGED:
+        cell = t._versions = [0, 0]
+    return cell
+
+
+def mark_modified(t: Tensor) -> None:
+    """Record an in-place change of ``t``'s data (and so of every view sharing it)."""
     global _epoch
     _epoch += 1
-    versions[0] += 1
-    versions[1] = _epoch
+    cell = own_versions(t)
+    cell[0] += 1
+    cell[1] = _epoch
 
 
 def _modified_error(op: Op, what: str, data: np.ndarray | None, now: int) -> RuntimeError:

@@ -21,6 +21,7 @@ ArrayLike = Any  # numpy arrays, Python numbers and nested lists, Tensors
 Dims = int | Sequence[int] | None
 
 _new_tensor = object.__new__
+_UNCHANGED = engine.UNCHANGED
 _float = float  # the hot path's check, spelled without the Tensor.float method's name
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
@@ -70,7 +71,7 @@ class Tensor(Node):
         self.requires_grad = False
         self._ctx: engine.Op | None = None
         self.name = name
-        self._versions = [0, 0]  # [version, when last changed]: see engine.mark_modified
+        self._versions = engine.UNCHANGED  # [version, when last changed]: see engine
         if requires_grad:
             self.requires_grad_()
 
@@ -84,7 +85,7 @@ class Tensor(Node):
         t.requires_grad = False
         t._ctx = None
         t.name = None
-        t._versions = [0, 0]
+        t._versions = _UNCHANGED
         return t
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -107,7 +108,7 @@ class Tensor(Node):
     def _bump_version(self) -> None:
         """Record an in-place change of ``data``: every writer into a tensor's array calls
         this, so a backward pass through an op that saved the old values can refuse."""
-        engine.mark_modified(self._versions)
+        engine.mark_modified(self)
 
     # ---- array facts ----
     @property
@@ -198,7 +199,7 @@ class Tensor(Node):
     def detach(self) -> Tensor:
         """The same data (shared, with its version counter), cut off from the graph."""
         t = Tensor._wrap(self.data)
-        t._versions = self._versions
+        t._versions = engine.own_versions(self)
         return t
 
     def clone(self) -> Tensor:
