@@ -181,3 +181,14 @@ def test_blas_threads_are_restored_after_a_parallel_product():
     assert np.array_equal(parallel.matmul(a, a.T), a @ a.T)
     blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert all(lib["num_threads"] == 2 for lib in blas)
+
+
+def test_default_thread_count_honours_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert parallel._default_threads() == 3
+    for unusable in ("", "0", "two"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert parallel._default_threads() >= 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    if hasattr(os, "sched_getaffinity"):
+        assert parallel._default_threads() == len(os.sched_getaffinity(0))

@@ -55,7 +55,11 @@ MAX_BLOCKS = 64
 
 
 def _default_threads() -> int:
-    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    """``OMP_NUM_THREADS`` when set to a positive count (PyTorch honours it too), else the
+    cores this process may run on (its CPU affinity, where the OS has one)."""
+    requested = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if requested.isdigit() and int(requested) > 0:
+        return int(requested)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS and Windows have no affinity call
