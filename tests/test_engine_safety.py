@@ -294,3 +294,18 @@ def test_grad_mode_contexts_and_decorators_as_pytorch() -> None:
     with ta.set_grad_enabled(False):
         assert not ta.is_grad_enabled()
     assert ta.is_grad_enabled()
+
+
+def test_writing_a_tensor_that_requires_grad_in_place_raises_instead_of_losing_it() -> None:
+    w = leaf([1.0, 2.0])
+    out = Tensor(np.zeros(2))
+    with pytest.raises(RuntimeError, match=r"setitem.*lose its gradient.*stack"):
+        out[:] = w * 2.0
+    with pytest.raises(RuntimeError, match="add_.*lose its gradient"):
+        out += w
+    with pytest.raises(RuntimeError, match="copy_"):
+        out.copy_(w)
+    np.testing.assert_array_equal(out.data, [0.0, 0.0])
+    with ta.no_grad():  # no graph wanted: the values are simply written
+        out[:] = w * 2.0
+    np.testing.assert_array_equal(out.data, [2.0, 4.0])

@@ -797,11 +797,21 @@ class Tensor(Node):
         return _norm.LogSoftmax.apply(self._floating(), axis=dim if axis is None else axis)
 
     # ---- in place ----
-    def _check_inplace(self, op: str) -> None:
+    def _check_inplace(self, op: str, *operands: Any) -> None:
         """PyTorch's rule: no in-place change of a tensor that requires grad while the
         graph is being recorded (a leaf's gradient would lose its meaning; a recorded
-        tensor's consumers would see the new values)."""
-        if self.requires_grad and engine._grad_enabled:
+        tensor's consumers would see the new values). And since an in-place change is
+        never recorded here, an operand that requires grad would lose its gradient
+        silently (PyTorch records it): that is refused too."""
+        if not engine._grad_enabled:
+            return
+        for operand in operands:
+            if isinstance(operand, Tensor) and operand.requires_grad:
+                raise RuntimeError(f"{op}: a tensor that requires grad (shape "
+                                   f"{operand.shape}) written into another in place would "
+                                   f"lose its gradient here; build the result out of place "
+                                   f"(e.g. with torch.cat or torch.stack)")
+        if self.requires_grad:
             if self._ctx is None:
                 raise RuntimeError(f"{op}: a leaf tensor that requires grad (shape "
                                    f"{self.shape}) cannot be changed in place; do it "
@@ -835,7 +845,7 @@ class Tensor(Node):
     def _inplace(self, op: str, compute: Any, *args: Any, **kwargs: Any) -> Tensor:
         """``self = compute(self, *args)`` in place: the out-of-place op's result (so the
         maths and the promotion are the op's own), written back into ``data``."""
-        self._check_inplace(op)
+        self._check_inplace(op, *args, *kwargs.values())
         with engine.no_grad():
             result = compute(self, *args, **kwargs)
         return self._write(result.data, op)
@@ -869,6 +879,7 @@ class Tensor(Node):
         return self._write(np.asarray(_number(value), self.data.dtype), "fill_")
 
     def copy_(self, src: ArrayLike) -> Tensor:
+        self._check_inplace("copy_", src)
         array = engine.array_of(src)
         return self._write(array.astype(self.data.dtype, copy=False), "copy_")
 
@@ -893,6 +904,7 @@ class Tensor(Node):
         return self.div_(other)
 
     def __setitem__(self, index: Any, value: ArrayLike) -> None:
+        self._check_inplace("setitem", value)
         if isinstance(index, Tensor):
             index = index.data
         elif isinstance(index, tuple):
