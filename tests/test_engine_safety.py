@@ -309,3 +309,12 @@ def test_writing_a_tensor_that_requires_grad_in_place_raises_instead_of_losing_i
     with ta.no_grad():  # no graph wanted: the values are simply written
         out[:] = w * 2.0
     np.testing.assert_array_equal(out.data, [2.0, 4.0])
+
+
+def test_item_assignment_with_mask_and_index_tensors() -> None:
+    x = Tensor(np.array([[1.0, -2.0], [-3.0, 4.0], [5.0, 6.0]]))
+    x[x > 0] = 0.0
+    np.testing.assert_array_equal(x.data, [[0.0, -2.0], [-3.0, 0.0], [0.0, 0.0]])
+    x[ta.tensor([0, 2])] = -1.0
+    np.testing.assert_array_equal(x.data[[0, 2]], -np.ones((2, 2)))
+    assert x._version == 2

@@ -820,7 +820,7 @@ class Tensor(Node):
                                f"made by {self._ctx.name!r}) cannot be changed in place "
                                f"while recording the graph; use the out-of-place op")
 
-    def _write(self, values: np.ndarray, op: str, index: Any = slice(None)) -> Tensor:
+    def _write(self, values: np.ndarray, op: str, index: Any = ...) -> Tensor:
         """Write ``values`` into ``data`` (at ``index``) and bump the version: the one
         place every in-place change goes through."""
         self._check_inplace(op)
@@ -830,7 +830,7 @@ class Tensor(Node):
         if not self.data.flags.writeable:
             raise RuntimeError(f"{op}: this tensor (shape {self.shape}) shares read-only "
                                f"memory (an expand or a constant); clone() it first")
-        target_shape = self.data[index].shape if index != slice(None) else self.shape
+        target_shape = self.shape if index is ... else self.data[index].shape
         try:
             out_shape = np.broadcast_shapes(values.shape, target_shape)
         except ValueError:
