@@ -318,3 +318,16 @@ def test_item_assignment_with_mask_and_index_tensors() -> None:
     x[ta.tensor([0, 2])] = -1.0
     np.testing.assert_array_equal(x.data[[0, 2]], -np.ones((2, 2)))
     assert x._version == 2
+
+
+def test_retain_grad_keeps_an_intermediate_gradient_as_pytorch() -> None:
+    x = leaf([1.0, 2.0])
+    y = x * 3.0
+    y.retain_grad()
+    z = (y * y).sum()
+    z.backward(retain_graph=True)
+    np.testing.assert_array_equal(y.grad, [6.0, 12.0])  # d z / d y = 2 y
+    z.backward()
+    np.testing.assert_array_equal(y.grad, [12.0, 24.0])  # accumulated, as PyTorch
+    assert y.retains_grad and not x.retains_grad
+    assert (x * 2.0).grad is None  # others keep none

@@ -182,6 +182,8 @@ class Op:
     saves_inputs: ClassVar[bool] = True
     saves_output: ClassVar[bool] = False
     is_view: ClassVar[bool] = False
+    # Set on an instance by Tensor.retain_grad(): the output's gradient is kept in .grad.
+    retains_grad: bool = False
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
@@ -370,6 +372,9 @@ def backward(root: Tensor, seed: np.ndarray, retain_graph: bool = False) -> None
             owned.discard(node)
         if op.epoch != _epoch:  # something changed in place since this op was recorded
             op.check_saved_versions()
+        retains = op.retains_grad
+        if retains:  # retain_grad(): keep a copy, summed over backward calls
+            node.grad = grad.copy() if node.grad is None else node.grad + grad
         input_grads = op.backward(grad)
         if hooks is not None:  # detect_anomaly: raise on a NaN/Inf gradient
             hooks[1](op, grad, input_grads)
@@ -377,6 +382,8 @@ def backward(root: Tensor, seed: np.ndarray, retain_graph: bool = False) -> None
         if not retain_graph:  # free what the op saved, and the edges (op.free, inlined)
             op.__dict__.clear()
             op.inputs = None
+            if retains:
+                op.retains_grad = True
         for inp, g in zip(inputs, input_grads):
             if g is None or not inp.requires_grad:
                 continue

@@ -99,6 +99,20 @@ class Tensor(Node):
         self.requires_grad = builtins.bool(requires_grad)
         return self
 
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward (leaves keep
+        theirs anyway), as PyTorch's ``retain_grad``: handy for seeing what reaches an
+        intermediate result."""
+        if not self.requires_grad:
+            raise RuntimeError(f"retain_grad: this tensor (shape {self.shape}) does not "
+                               f"require grad")
+        if self._ctx is not None:
+            self._ctx.retains_grad = True
+
+    @property
+    def retains_grad(self) -> builtins.bool:
+        return self._ctx is not None and self._ctx.retains_grad
+
     # ---- in-place changes ----
     @property
     def _version(self) -> int:
