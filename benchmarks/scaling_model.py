@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -33,20 +32,11 @@ from collections import defaultdict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_core import median_ms  # noqa: E402
 from bench_encoder import SIZES, make_ours  # noqa: E402
 
 import tinygrad_attn as ta  # noqa: E402
 from tinygrad_attn import nn, parallel  # noqa: E402
-
-
-def median_step_ms(step, repeats: int) -> float:
-    step()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e3
 
 
 def profile(step, repeats: int, threads: int
@@ -111,7 +101,7 @@ def main() -> None:
     if args.check:
         for threads in range(1, cores + 1):
             ta.set_num_threads(threads)
-            measured[threads] = median_step_ms(step, args.repeats)
+            measured[threads] = median_ms(step, args.repeats, warmup=1)
         ta.set_num_threads(cores)
     one = predictions.get(1) or next(iter(predictions.values()))
     print(f"\n  {'threads':>7} {'predicted ms':>13} {'speed-up':>9} {'measured ms':>12}")

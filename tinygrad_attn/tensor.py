@@ -533,7 +533,7 @@ class Tensor(Node):
         for arg in args:
             if isinstance(arg, Tensor):
                 dtype = arg.dtype
-            elif isinstance(arg, str) and arg not in dtypes_by_name:
+            elif isinstance(arg, str) and arg not in _DTYPE_NAMES:
                 device = arg
             else:
                 dtype = arg
@@ -950,8 +950,9 @@ def _scalar_tensor(value: Any, dtype: np.dtype) -> Tensor:
 
 _constants: dict[np.dtype, dict[Any, Tensor]] = {}
 
-dtypes_by_name = {"float32", "float64", "float16", "int64", "int32", "int16", "int8",
-                  "uint8", "bool", "float", "double", "long", "int", "half"}
+# The names `to("float32")` may mean: every dtype the dtypes module names.
+_DTYPE_NAMES = {name for name, value in vars(dtypes).items()
+                if isinstance(value, np.dtype) and name.islower()}
 
 
 def check_device(device: Any, where: str) -> None:
